@@ -1,0 +1,5 @@
+"""``python -m camwarp`` runs the command line."""
+
+from camwarp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""Private argument checks shared by every public function.
+
+Every check raises ``TypeError`` (wrong type) or ``ValueError`` (wrong shape or value) with a
+message that names the calling function and the argument and shows what was expected and what
+was received, e.g. ``warp_affine: A must have shape (..., 3, 3), got (4, 3)``. Per-call checks
+only read metadata (shape, dtype, device), so they cost nothing and never synchronize a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+__all__: list[str] = []
+
+
+def check_tensor(x: object, fn: str, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_float(x: Tensor, fn: str, name: str) -> Tensor:
+    if not x.is_floating_point():
+        raise TypeError(f"{fn}: {name} must be a floating point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_shape(x: Tensor, fn: str, name: str, spec: str) -> Tensor:
+    """Check ``x.shape`` against a spec such as ``"... 3 3"``, ``"... N 2"`` or ``"... C H W"``.
+
+    ``...`` matches any number of leading (batch) dims; a number must match exactly; a letter
+    matches any size. ``"... 2|3"`` accepts either size.
+    """
+    check_tensor(x, fn, name)
+    parts = spec.split()
+    batched = parts[0] == "..."
+    core = parts[1:] if batched else parts
+    shape = tuple(x.shape)
+    ok = len(shape) >= len(core) if batched else len(shape) == len(core)
+    if ok:
+        for want, got in zip(core, shape[len(shape) - len(core):]):
+            choices = want.split("|")
+            if choices[0].isdigit() and got not in {int(c) for c in choices}:
+                ok = False
+    if not ok:
+        pretty = "(" + ", ".join(parts) + ")"
+        raise ValueError(f"{fn}: {name} must have shape {pretty}, got {shape}")
+    return x
+
+
+def check_choice(value: object, fn: str, name: str, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{fn}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_size(size: object, fn: str, name: str = "size", dims: Sequence[int] = (2,)) -> tuple[int, ...]:
+    """Check an image size ``(W, H)`` (or ``(W, H, D)``): positive Python ints, length in ``dims``."""
+    if isinstance(size, Tensor) or not isinstance(size, Sequence) or isinstance(size, str):
+        raise TypeError(f"{fn}: {name} must be a tuple of ints like (W, H), got {type(size).__name__}")
+    if len(size) not in dims:
+        names = " or ".join("(" + ", ".join("WHD"[:d]) + ")" for d in dims)
+        raise ValueError(f"{fn}: {name} must have the form {names}, got {tuple(size)}")
+    for s in size:
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise TypeError(f"{fn}: {name} must contain ints, got {tuple(size)}")
+        if s <= 0:
+            raise ValueError(f"{fn}: {name} must be positive, got {tuple(size)}")
+    return tuple(size)
+
+
+def check_finite_number(x: object, fn: str, name: str, positive: bool = False) -> float:
+    if isinstance(x, bool) or not isinstance(x, Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(x).__name__}")
+    value = float(x)
+    if not math.isfinite(value) or (positive and value <= 0):
+        what = "a positive finite number" if positive else "a finite number"
+        raise ValueError(f"{fn}: {name} must be {what}, got {x!r}")
+    return value
+
+
+def as_tensor(x: object, fn: str, name: str, dtype: torch.dtype | None = None,
+              device: torch.device | str | None = None) -> Tensor:
+    """Make a number, sequence or tensor a float tensor; tensors keep their dtype unless given."""
+    if isinstance(x, Tensor):
+        if dtype is None and not x.is_floating_point():
+            dtype = torch.get_default_dtype()
+        return x.to(dtype=dtype or x.dtype, device=device or x.device)
+    if isinstance(x, bool) or x is None:
+        raise TypeError(f"{fn}: {name} must be a number or a tensor, got {type(x).__name__}")
+    try:
+        return torch.as_tensor(x, dtype=dtype or torch.get_default_dtype(), device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{fn}: {name} must be a number, a sequence of numbers or a tensor, "
+                        f"got {type(x).__name__}") from err
+
+
+def common_float(*values: object, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None) -> tuple[torch.dtype, torch.device]:
+    """The dtype and device shared by the tensor arguments (default float dtype, CPU otherwise)."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    if dtype is None:
+        floats = [t.dtype for t in tensors if t.is_floating_point()]
+        dtype = floats[0] if floats else torch.get_default_dtype()
+        for d in floats[1:]:
+            dtype = torch.promote_types(dtype, d)
+    if device is None:
+        device = tensors[0].device if tensors else torch.device("cpu")
+    return dtype, torch.device(device)
+
+
+def broadcast_batch(fn: str, **shapes: tuple[int, ...]) -> torch.Size:
+    """Broadcast named batch shapes, or raise naming the arguments that disagree."""
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError:
+        listing = ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items())
+        raise ValueError(f"{fn}: batch dimensions do not broadcast: {listing}") from None

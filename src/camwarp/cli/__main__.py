@@ -1,0 +1,5 @@
+"""``python -m camwarp.cli``."""
+
+from camwarp.cli import main
+
+raise SystemExit(main())

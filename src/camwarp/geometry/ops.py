@@ -1,0 +1,92 @@
+"""Operations on pixel matrices: compose, invert, apply to points.
+
+Matrices are ``(..., 3, 3)`` (images) or ``(..., 4, 4)`` (volumes), src->dst pixels in OpenCV's
+centre frame; leading dims broadcast. See ``docs/conventions.md``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import _checks
+from ..errors import SingularMatrixError
+
+__all__ = ["compose", "invert", "transform_points", "is_affine"]
+
+
+def compose(*matrices: Tensor) -> Tensor:
+    """Return the matrix of applying ``matrices`` in the order given: ``compose(A, B) = B @ A``.
+
+    ``compose(crop, resize)`` crops first, then resizes. Batch dims broadcast; dtype promotes.
+
+    Example:
+        >>> from camwarp.geometry import compose, crop_matrix, resize_matrix
+        >>> compose(crop_matrix(480, 540), resize_matrix((1920, 1080), (640, 360)))[0]
+        tensor([   0.3333,    0.0000, -160.3333])
+    """
+    if not matrices:
+        raise ValueError("compose: needs at least one matrix")
+    out = None
+    for i, M in enumerate(matrices):
+        _checks.check_shape(M, "compose", f"matrices[{i}]", "... 3|4 3|4")
+        if M.shape[-1] != M.shape[-2] or (out is not None and M.shape[-1] != out.shape[-1]):
+            raise ValueError(f"compose: matrices[{i}] must be square and of the same size as the others, "
+                             f"got {tuple(M.shape)}")
+        if out is None:
+            out = M
+        else:
+            dtype = torch.promote_types(out.dtype, M.dtype)
+            out = M.to(dtype) @ out.to(dtype)
+    return out
+
+
+def invert(A: Tensor, fn: str = "invert", name: str = "A", check: bool = True) -> Tensor:
+    """Return ``A^-1``, the dst->src matrix, for ``A`` of shape ``(..., 3, 3)`` or ``(..., 4, 4)``.
+
+    Raises:
+        SingularMatrixError: (a ``ValueError``) if some matrix of the batch is singular. The check
+            reads the LU status, so on a GPU it costs one synchronization; ``check=False`` skips
+            it (a singular matrix then gives non-finite entries).
+    """
+    _checks.check_shape(A, fn, name, "... 3|4 3|4")
+    _checks.check_float(A, fn, name)
+    if A.shape[-1] != A.shape[-2]:
+        raise ValueError(f"{fn}: {name} must be square, got {tuple(A.shape)}")
+    inv, info = torch.linalg.inv_ex(A)
+    if check and A.numel() and (bool((info != 0).any()) or not bool(torch.isfinite(inv).all())):
+        raise SingularMatrixError(f"{fn}: {name} is singular (not invertible); a pixel matrix must map "
+                                  f"the image onto an area, e.g. with a non-zero scale")
+    return inv
+
+
+def transform_points(A: Tensor, points: Tensor) -> Tensor:
+    """Return ``A`` applied to points, with the homogeneous divide: ``(..., N, 2|3) -> (..., N, 2|3)``.
+
+    ``A`` is ``(..., 3, 3)`` for 2-D points or ``(..., 4, 4)`` for 3-D points; batch dims broadcast.
+
+    Example:
+        >>> from camwarp.geometry import transform_points, hflip_matrix
+        >>> transform_points(hflip_matrix(10), torch.tensor([[0.0, 2.0]]))
+        tensor([[9., 2.]])
+    """
+    fn = "transform_points"
+    _checks.check_shape(A, fn, "A", "... 3|4 3|4")
+    _checks.check_shape(points, fn, "points", "... N 2|3")
+    _checks.check_float(points, fn, "points")
+    d = points.shape[-1]
+    if A.shape[-2:] != (d + 1, d + 1):
+        raise ValueError(f"{fn}: A must have shape (..., {d + 1}, {d + 1}) for {d}-D points, got {tuple(A.shape)}")
+    _checks.broadcast_batch(fn, A=A.shape[:-2], points=points.shape[:-2])
+    A = A.to(points.dtype)
+    out = points @ A[..., :d, :d].transpose(-1, -2) + A[..., None, :d, d]
+    w = points @ A[..., d:, :d].transpose(-1, -2) + A[..., None, d:, d]  # (..., N, 1)
+    return out / w
+
+
+def is_affine(A: Tensor) -> Tensor:
+    """Return a boolean tensor ``(...)``: whether each matrix's last row is exactly ``0 .. 0 1``."""
+    _checks.check_shape(A, "is_affine", "A", "... 3|4 3|4")
+    last = torch.zeros(A.shape[-1], dtype=A.dtype, device=A.device)
+    last[-1] = 1
+    return (A[..., -1, :] == last).all(dim=-1)
