@@ -33,6 +33,14 @@ def _scale_offset(size: Sequence[int], align_corners: bool, fn: str, name: str) 
     return [(s / 2, (s - 1) / 2) for s in size]
 
 
+def _check_aligned_size(size: Sequence[int], align_corners: bool, fn: str, name: str) -> tuple[int, ...]:
+    size = _checks.check_size(size, fn, name, (2, 3))
+    if align_corners and 1 in size:
+        raise ValueError(f"{fn}: {name} {tuple(size)} has a side of 1 pixel, which align_corners=True "
+                         f"maps to a single normalized point; use align_corners=False")
+    return size
+
+
 def denormalize_matrix(size: Sequence[int], align_corners: bool = False, *, dtype=None, device=None) -> Tensor:
     """Return the matrix taking torch-normalized coordinates to pixels for an image of ``size`` ``(W, H[, D])``."""
     size = _checks.check_size(size, "denormalize_matrix", "size", (2, 3))
@@ -51,10 +59,7 @@ def normalize_matrix(size: Sequence[int], align_corners: bool = False, *, dtype=
     Raises:
         ValueError: with ``align_corners=True`` a side of 1 pixel has no normalized scale.
     """
-    size = _checks.check_size(size, fn, name, (2, 3))
-    if align_corners and 1 in size:
-        raise ValueError(f"{fn}: {name} {tuple(size)} has a side of 1 pixel, which align_corners=True "
-                         f"maps to a single normalized point; use align_corners=False")
+    size = _check_aligned_size(size, align_corners, fn, name)
     ab = _scale_offset(size, align_corners, fn, name)
     d = len(size)
     M = torch.eye(d + 1, dtype=dtype or torch.get_default_dtype(), device=device)
@@ -75,10 +80,12 @@ def theta_to_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[in
         align_corners: the flag given to ``affine_grid``/``grid_sample``.
 
     Returns:
-        ``A`` of shape ``(..., 3, 3)`` (``(..., 4, 4)``), differentiable in ``theta``.
+        ``A`` of shape ``(..., 3, 3)`` (``(..., 4, 4)``), differentiable in ``theta``; a projective
+        ``A`` is scaled to ``A[2, 2] = 1``.
 
     Raises:
-        ValueError: bad shapes or sizes; ``SingularMatrixError`` for a singular theta.
+        ValueError: bad shapes or sizes, a side of 1 pixel with ``align_corners=True`` (no pixel
+            matrix exists); ``SingularMatrixError`` for a singular theta.
 
     Example:
         >>> theta = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])   # zoom in 2x
@@ -93,8 +100,11 @@ def theta_to_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[in
         raise ValueError(f"{fn}: theta must have shape (..., 2, 3), (..., 3, 3) or (..., 3, 4), "
                          f"got {tuple(theta.shape)}")
     dims = 3 if shape == (3, 4) else 2
-    in_size = _checks.check_size(in_size, fn, "in_size", (dims,))
+    in_size = _check_aligned_size(in_size, align_corners, fn, "in_size")
     out_size = _checks.check_size(out_size, fn, "out_size", (dims,))
+    if len(in_size) != dims:
+        raise ValueError(f"{fn}: in_size must have {dims} entries for theta of shape {tuple(theta.shape)}, "
+                         f"got {tuple(in_size)}")
     kw = dict(dtype=theta.dtype, device=theta.device)
     if shape != (3, 3):
         last = torch.zeros(*theta.shape[:-2], 1, dims + 1, **kw)
@@ -102,7 +112,9 @@ def theta_to_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[in
         theta = torch.cat([theta, last], dim=-2)
     src_from_dst = (denormalize_matrix(in_size, align_corners, **kw) @ theta
                     @ normalize_matrix(out_size, align_corners, **kw, fn=fn, name="out_size"))
-    return invert(src_from_dst, fn, "theta")
+    A = invert(src_from_dst, fn, "theta")
+    # A projective matrix is defined up to scale: return it with A[2, 2] = 1, as cv2 does.
+    return A / A[..., 2:, 2:] if shape == (3, 3) else A
 
 
 def matrix_to_theta(A: Tensor, in_size: Sequence[int], out_size: Sequence[int],
