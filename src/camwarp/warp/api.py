@@ -1,0 +1,296 @@
+"""Public warps: an image (or volume) and a src->dst pixel matrix in, the warped image out.
+
+Each function validates by name, broadcasts and flattens the batch dims of the data and the
+matrix, inverts the matrix once (``camwarp.geometry.invert``), calls the dispatcher's dst->src
+sampler (optionally after an antialiasing prefilter) and restores the batch dims. Output pixel
+``p`` takes the source at ``A^-1 p`` in OpenCV's centre frame, like ``cv2.warpAffine`` without
+``WARP_INVERSE_MAP``. Integer images are converted to float32, sampled, rounded half to even and
+clamped to their dtype's range. See ``docs/conventions.md`` and ``docs/warp.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .. import _checks
+from ..geometry import invert, lift_matrix, scale_matrix, translation_matrix
+from . import antialias as _aa
+from . import dispatch
+
+__all__ = ["warp_affine", "warp_perspective", "warp_affine3d", "crop_resize", "MODES", "MODES_3D", "PADDING_MODES"]
+
+MODES = ("bilinear", "nearest", "bicubic")
+MODES_3D = ("bilinear", "nearest")
+PADDING_MODES = ("zeros", "border", "reflection")
+_CROP_MODES = MODES + ("area",)
+
+
+def _check_data(x: object, fn: str, name: str, dims: int) -> Tensor:
+    """An image/volume with a channel dim: float (any) or integer; returned unchanged."""
+    _checks.check_tensor(x, fn, name)
+    core = "C H W" if dims == 2 else "C D H W"
+    if x.ndim < dims + 1:
+        raise ValueError(f"{fn}: {name} must have shape (..., {', '.join(core.split())}) with a channel dim, "
+                         f"got {tuple(x.shape)}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{fn}: {name} must be a real float or integer tensor, got dtype {x.dtype}")
+    if 0 in x.shape[-dims:]:
+        raise ValueError(f"{fn}: {name} must have a non-empty spatial size, got {tuple(x.shape)}")
+    return x
+
+
+def _check_options(fn: str, mode: object, padding_mode: object, antialias: object, modes: Sequence[str]) -> None:
+    _checks.check_choice(mode, fn, "mode", modes)
+    _checks.check_choice(padding_mode, fn, "padding_mode", PADDING_MODES)
+    if not isinstance(antialias, bool):
+        raise TypeError(f"{fn}: antialias must be a bool, got {type(antialias).__name__}")
+
+
+def _check_matrix(A: object, fn: str, name: str, x: Tensor, d: int, affine: bool) -> Tensor:
+    """``A`` as a float tensor on ``x``'s device, lifted to ``(..., d+1, d+1)``."""
+    _checks.check_tensor(A, fn, name)
+    if A.ndim < 2 or A.shape[-2:] not in ((d + 1, d + 1),) + (((d, d + 1),) if affine else ()):
+        forms = f"(..., {d + 1}, {d + 1})" + (f" or (..., {d}, {d + 1})" if affine else "")
+        raise ValueError(f"{fn}: {name} must have shape {forms}, got {tuple(A.shape)}")
+    if not A.is_floating_point():
+        A = A.to(x.dtype if x.is_floating_point() else torch.float32)
+    A = lift_matrix(A.to(x.device))
+    # The last row is a value: checked where reading it is free (CPU), never with a GPU sync.
+    if affine and A.device.type == "cpu" and A.numel():
+        last = torch.zeros(d + 1, dtype=A.dtype)
+        last[-1] = 1
+        if not bool((A[..., -1, :].detach() == last).all()):
+            raise ValueError(f"{fn}: {name} must be affine (last row {' '.join(['0'] * d)} 1); "
+                             f"use warp_perspective for a projective matrix")
+    return A
+
+
+def _to_float(x: Tensor) -> Tensor:
+    return x if x.is_floating_point() else x.to(torch.float32)
+
+
+def _from_float(y: Tensor, like: Tensor) -> Tensor:
+    """Back to ``like``'s dtype: integers are rounded (half to even) and clamped to their range."""
+    if like.is_floating_point():
+        return y.to(like.dtype)
+    info = torch.iinfo(like.dtype)
+    return y.round().clamp(info.min, info.max).to(like.dtype)
+
+
+def _flatten(x: Tensor, M: Tensor, fn: str, xname: str, mname: str, dims: int) -> tuple[Tensor, Tensor, torch.Size]:
+    """Broadcast batch dims; return ``x`` ``(B, C, *spatial)``, ``M`` ``(B, d+1, d+1)`` and the batch shape."""
+    core = dims + 1
+    batch = _checks.broadcast_batch(fn, **{xname: x.shape[:-core], mname: M.shape[:-2]})
+    xf = x.expand(*batch, *x.shape[-core:]).reshape(-1, *x.shape[-core:])
+    Mf = M.expand(*batch, *M.shape[-2:]).reshape(-1, *M.shape[-2:])
+    return xf, Mf, batch
+
+
+def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: str, antialias: bool,
+          backend: str | None, dims: int, projective: bool, names: tuple[str, str]) -> Tensor:
+    xname, mname = names
+    modes = MODES if dims == 2 else MODES_3D + ("trilinear",)
+    _check_data(x, fn, xname, dims)
+    size = _checks.check_size(size, fn, "size", (dims,))
+    _check_options(fn, mode, padding_mode, antialias, modes)
+    mode = "bilinear" if mode == "trilinear" else mode
+    A = _check_matrix(A, fn, mname, x, dims, affine=not projective)
+    xf, Af, batch = _flatten(x, A, fn, xname, mname, dims)
+    out_shape = (*batch, x.shape[-dims - 1], *size[::-1])
+    if xf.shape[0] == 0 or x.shape[-dims - 1] == 0:
+        return x.new_empty(out_shape)
+    src_from_dst = invert(Af, fn, mname)
+    xf = _to_float(xf)
+    if antialias and mode != "nearest":
+        in_size = tuple(xf.shape[:1:-1])  # (W, H[, D])
+        cov = (_aa.perspective_covariance(src_from_dst, in_size, size) if projective
+               else _aa.prefilter_covariance(src_from_dst))
+        xf = _aa.gaussian_prefilter(xf, cov, padding_mode)
+    sampler = (dispatch.sample_perspective if projective else
+               dispatch.sample_affine if dims == 2 else dispatch.sample_affine3d)
+    out = sampler(xf, src_from_dst, size, mode, padding_mode, backend=backend)
+    return _from_float(out, x).reshape(out_shape)
+
+
+def warp_affine(image: Tensor, A: Tensor, size: Sequence[int], mode: str = "bilinear", padding_mode: str = "zeros",
+                antialias: bool = False, backend: str | None = None) -> Tensor:
+    """Warp ``image`` by the src->dst affine pixel matrix ``A`` (OpenCV centre frame) onto a ``(W', H')`` canvas.
+
+    ``out[..., v', u'] = image(A^-1 (u', v', 1))``, sampled with ``mode``; like ``cv2.warpAffine``
+    (no ``WARP_INVERSE_MAP``) and like ``F.grid_sample(align_corners=False)`` with
+    ``theta = matrix_to_theta(A, (W, H), size)``. ``bicubic`` is Keys' ``a = -0.75`` (OpenCV's and
+    torch's); ``reflection`` mirrors about the image edges (``cv2.BORDER_REFLECT``, not ``_101``).
+
+    Args:
+        image: ``(..., C, H, W)`` float or integer (e.g. uint8) image.
+        A: ``(..., 3, 3)`` (or ``(..., 2, 3)``, lifted) src->dst pixel matrix, last row ``0 0 1``;
+            batch dims broadcast with the image's.
+        size: output ``(W', H')``, Python ints.
+        mode: ``"bilinear"`` (default), ``"nearest"`` or ``"bicubic"``.
+        padding_mode: ``"zeros"`` (default), ``"border"`` or ``"reflection"``.
+        antialias: blur the source first where ``A`` shrinks it (Gaussian whose covariance follows
+            the Jacobian of ``A^-1``; ``docs/warp.md``); ignored for ``nearest``. Default False.
+        backend: ``None`` (automatic) or a name from ``camwarp.warp.available_backends()``.
+
+    Returns:
+        ``(..., C, H', W')`` in ``image``'s dtype, differentiable in ``image`` and ``A``.
+
+    Raises:
+        TypeError: non-tensor ``image``/``A``, non-bool ``antialias``, non-int ``size``.
+        ValueError: bad shapes, sizes, ``mode``, ``padding_mode``, ``backend``, batch dims that do
+            not broadcast, a projective ``A`` (checked on CPU); ``SingularMatrixError`` for a
+            singular ``A``.
+
+    Example:
+        >>> from camwarp.geometry import hflip_matrix
+        >>> warp_affine(torch.arange(3.0).reshape(1, 1, 3), hflip_matrix(3), (3, 1))
+        tensor([[[2., 1., 0.]]])
+    """
+    return _warp("warp_affine", image, A, size, mode, padding_mode, antialias, backend, 2, False, ("image", "A"))
+
+
+def warp_perspective(image: Tensor, H: Tensor, size: Sequence[int], mode: str = "bilinear",
+                     padding_mode: str = "zeros", antialias: bool = False, backend: str | None = None) -> Tensor:
+    """Warp ``image`` by the src->dst pixel homography ``H`` (OpenCV centre frame) onto a ``(W', H')`` canvas.
+
+    ``out[..., v', u'] = image(x / w)`` with ``(x, w) = H^-1 (u', v', 1)``, like
+    ``cv2.warpPerspective``; output pixels whose source has ``w <= 0`` (behind the camera) read
+    as outside the image (``padding_mode``).
+
+    Args:
+        image: ``(..., C, H, W)`` float or integer image.
+        H: ``(..., 3, 3)`` src->dst pixel homography; batch dims broadcast with the image's.
+        size: output ``(W', H')``.
+        mode: ``"bilinear"``, ``"nearest"`` or ``"bicubic"``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        antialias: Gaussian prefilter from the *mean* footprint of the output pixels that see the
+            image (``docs/warp.md``); ignored for ``nearest``.
+        backend: ``None`` or a name from ``available_backends()``.
+
+    Returns:
+        ``(..., C, H', W')`` in ``image``'s dtype, differentiable in ``image`` and ``H``.
+
+    Raises:
+        TypeError, ValueError: as :func:`warp_affine`; ``SingularMatrixError`` for a singular ``H``.
+
+    Example:
+        >>> Hm = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0.01, 0, 1]])
+        >>> warp_perspective(torch.rand(2, 3, 8, 8), Hm, (6, 4)).shape
+        torch.Size([2, 3, 4, 6])
+    """
+    return _warp("warp_perspective", image, H, size, mode, padding_mode, antialias, backend, 2, True, ("image", "H"))
+
+
+def warp_affine3d(volume: Tensor, A: Tensor, size: Sequence[int], mode: str = "bilinear", padding_mode: str = "zeros",
+                  antialias: bool = False, backend: str | None = None) -> Tensor:
+    """Warp ``volume`` by the src->dst affine voxel matrix ``A`` (centre frame) onto a ``(W', H', D')`` grid.
+
+    ``out[..., w', v', u'] = volume(A^-1 (u', v', w', 1))`` with coordinates ``(u, v, w)`` along
+    (width, height, depth); like ``F.grid_sample(align_corners=False)`` on 5-D input.
+
+    Args:
+        volume: ``(..., C, D, H, W)`` float or integer volume.
+        A: ``(..., 4, 4)`` (or ``(..., 3, 4)``) src->dst voxel matrix, last row ``0 0 0 1``.
+        size: output ``(W', H', D')``.
+        mode: ``"bilinear"`` (= ``"trilinear"``) or ``"nearest"``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        antialias: 3-D Gaussian prefilter as in :func:`warp_affine`.
+        backend: ``None`` or a name from ``available_backends()``.
+
+    Returns:
+        ``(..., C, D', H', W')`` in ``volume``'s dtype, differentiable in ``volume`` and ``A``.
+
+    Raises:
+        TypeError, ValueError: as :func:`warp_affine`; ``SingularMatrixError`` for a singular ``A``.
+
+    Example:
+        >>> warp_affine3d(torch.rand(2, 1, 4, 5, 6), torch.eye(4), (3, 5, 7)).shape
+        torch.Size([2, 1, 7, 5, 3])
+    """
+    return _warp("warp_affine3d", volume, A, size, mode, padding_mode, antialias, backend, 3, False,
+                 ("volume", "A"))
+
+
+def _check_box(box: object, x: Tensor, fn: str) -> Tensor:
+    """``box`` ``(x0, y0, w, h)`` -> float tensor ``(..., 4)`` on ``x``'s device."""
+    if isinstance(box, Tensor):
+        _checks.check_shape(box, fn, "box", "... 4")
+        if not box.is_floating_point():
+            box = box.to(x.dtype if x.is_floating_point() else torch.float32)
+        box = box.to(x.device)
+        if box.device.type == "cpu" and box.numel() and not bool((box[..., 2:].detach() > 0).all()):
+            raise ValueError(f"{fn}: box sizes (w, h) must be positive")
+        return box
+    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
+        raise TypeError(f"{fn}: box must be a tuple (x0, y0, w, h) or a tensor (..., 4), got {box!r}")
+    x0, y0 = (_checks.check_finite_number(v, fn, "box") for v in box[:2])
+    w, h = (_checks.check_finite_number(v, fn, "box (w, h)", positive=True) for v in box[2:])
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    return torch.tensor([x0, y0, w, h], dtype=torch.promote_types(dtype, torch.float32), device=x.device)
+
+
+def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int], mode: str = "bilinear",
+                antialias: bool = True, backend: str | None = None) -> Tensor:
+    """Crop the pixel box ``(x0, y0, w, h)`` of ``image`` (OpenCV centre frame) and resize it to ``(W', H')``.
+
+    The box's top-left pixel centre is ``(x0, y0)``, so it spans ``[x0 - 1/2, x0 + w - 1/2]``; the
+    map is ``A = resize((w, h) -> (W', H')) @ crop(x0, y0)``, i.e. output pixel ``u'`` reads the
+    source at ``u = (w / W') (u' + 1/2) + x0 - 1/2`` (likewise ``v``). Sources near the image edges
+    act as ``border`` (as ``cv2.resize``/``F.interpolate``); output pixels whose centre falls
+    outside the image are 0. With ``antialias=True`` ``bilinear``/``bicubic`` are the separable
+    filters of ``F.interpolate(..., antialias=True)`` (triangle; Keys ``a = -0.5``) stretched by
+    the downscale factor; without, plain ``grid_sample`` (``cv2.resize`` ``INTER_LINEAR``/
+    ``INTER_CUBIC``). ``area`` is the exact pixel-overlap filter of ``cv2.INTER_AREA``;
+    ``nearest`` never blends (``antialias`` ignored).
+
+    Args:
+        image: ``(..., C, H, W)`` float or integer image.
+        box: ``(x0, y0, w, h)`` in pixels (real numbers, ``w, h > 0``), or a tensor ``(..., 4)``
+            whose batch dims broadcast with the image's.
+        size: output ``(W', H')``.
+        mode: ``"bilinear"`` (default), ``"nearest"``, ``"bicubic"`` or ``"area"``.
+        antialias: default True.
+        backend: ``None`` or a name from ``available_backends()`` (for the non-separable path).
+
+    Returns:
+        ``(..., C, H', W')`` in ``image``'s dtype, differentiable in ``image`` and a float ``box``.
+
+    Raises:
+        TypeError, ValueError: bad ``image``, ``box``, ``size``, ``mode``, ``antialias``, batch dims.
+
+    Example:
+        >>> x = torch.arange(16.0).reshape(1, 4, 4)
+        >>> crop_resize(x, (0, 0, 4, 4), (2, 2), mode="area")
+        tensor([[[ 2.5000,  4.5000],
+                 [10.5000, 12.5000]]])
+    """
+    fn = "crop_resize"
+    _check_data(image, fn, "image", 2)
+    size = _checks.check_size(size, fn, "size", (2,))
+    _check_options(fn, mode, "border", antialias, _CROP_MODES)
+    box = _check_box(box, image, fn)
+    batch = _checks.broadcast_batch(fn, image=image.shape[:-3], box=box.shape[:-1])
+    xf = image.expand(*batch, *image.shape[-3:]).reshape(-1, *image.shape[-3:])
+    bf = box.expand(*batch, 4).reshape(-1, 4)
+    out_shape = (*batch, image.shape[-3], size[1], size[0])
+    if xf.shape[0] == 0 or image.shape[-3] == 0:
+        return image.new_empty(out_shape)
+    xf = _to_float(xf)
+    H, W = xf.shape[-2:]
+    out_wh = torch.tensor(size, dtype=bf.dtype, device=bf.device)
+    scale = bf[:, 2:] / out_wh                   # (B, 2) source pixels per output pixel
+    offset = bf[:, :2] + scale / 2 - 0.5         # (B, 2) source centre of output pixel (0, 0)
+    if mode == "area" or (antialias and mode != "nearest"):
+        out = _aa.resample_separable(xf, scale, offset, size, mode)
+    else:
+        src_from_dst = translation_matrix(offset) @ scale_matrix(scale)  # (B, 3, 3): u = s u' + offset
+        out = dispatch.sample_affine(xf, src_from_dst, size, mode, "border", backend=backend)
+        centres = offset[:, :, None] + scale[:, :, None] * torch.arange(max(size), dtype=scale.dtype,
+                                                                         device=scale.device)  # (B, 2, n)
+        ok = (centres >= -0.5) & (centres <= torch.tensor([W, H], device=scale.device)[None, :, None] - 0.5)
+        mask = ok[:, 1, : size[1], None] & ok[:, 0, None, : size[0]]  # (B, H', W')
+        out = out * mask[:, None].to(out.dtype)
+    return _from_float(out, image).reshape(out_shape)
