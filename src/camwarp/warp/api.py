@@ -89,6 +89,54 @@ def _flatten(x: Tensor, M: Tensor, fn: str, xname: str, mname: str, dims: int) -
     return xf, Mf, batch
 
 
+def _separable(src_from_dst: Tensor, x: Tensor, size: tuple[int, ...]) -> bool:
+    """Whether every map is an axis-aligned shrink whose sample centres stay inside the image (one host read)."""
+    M = src_from_dst.detach()
+    scale, offset = M[:, :2, :2].diagonal(dim1=-2, dim2=-1), M[:, :2, 2]  # (B, 2): u = s u' + o
+    last = offset + scale * (torch.tensor(size, dtype=M.dtype, device=M.device) - 1)
+    n = torch.tensor(x.shape[:1:-1], dtype=M.dtype, device=M.device)  # (W, H)
+    ok = ((M[:, 0, 1] == 0) & (M[:, 1, 0] == 0)).all() & (scale.abs() > 1).any()
+    ok &= (torch.minimum(offset, last) >= 0).all() & (torch.maximum(offset, last) <= n - 1).all()
+    return bool(ok)
+
+
+def _crop_to_footprint(x: Tensor, src_from_dst: Tensor, size: tuple[int, ...], cov: Tensor,
+                       projective: bool) -> tuple[Tensor, Tensor]:
+    """Cut the source down to what the prefiltered warp reads, so the blur costs O(output), not O(input).
+
+    The output box ``[-0.5, W' - 0.5] x ...`` maps to a convex region of the source (affine, or
+    projective with every corner in front); its bounding box, widened by the sampler's support
+    (2 px, bicubic) and clamped to the image, is what the sampler reads; widened again by the
+    prefilter's radius it is what the blur reads. Edges that stay image edges keep their padding,
+    so the result is identical to blurring the whole image (``reflection`` is not cut: it reads
+    mirrored pixels). One host read, next to the one the prefilter already makes.
+    """
+    d = x.ndim - 2
+    spatial = x.shape[2:][::-1]  # (W, H[, D])
+    corners = torch.cartesian_prod(*[torch.tensor([-0.5, s - 0.5], dtype=src_from_dst.dtype) for s in size])
+    corners = corners.reshape(-1, d).to(src_from_dst.device)  # (2^d, d) in (u, v[, w]) order
+    hom = torch.cat([corners, torch.ones_like(corners[:, :1])], -1) @ src_from_dst.detach().transpose(-1, -2)
+    w = hom[..., d:]
+    if projective and not bool((w > 0).all()):
+        return x, src_from_dst
+    pts = hom[..., :d] / w  # (B, 2^d, d)
+    radius = torch.ceil(3 * (cov.detach().diagonal(dim1=-2, dim2=-1) + 1 / 12).sqrt()).amax(0)  # (d,)
+    lo, hi, r = pts.amin((0, 1)).cpu(), pts.amax((0, 1)).cpu(), radius.cpu()
+    if not (bool(torch.isfinite(lo).all()) and bool(torch.isfinite(hi).all())):
+        return x, src_from_dst
+    starts, stops = [], []
+    for a, n in enumerate(spatial):
+        need_lo = min(max(int(torch.floor(lo[a])) - 2, 0), n - 1)
+        need_hi = min(max(int(torch.ceil(hi[a])) + 2, 0), n - 1)
+        starts.append(max(need_lo - int(r[a]) - 1, 0))
+        stops.append(min(need_hi + int(r[a]) + 1, n - 1) + 1)
+    if starts == [0] * d and stops == list(spatial):
+        return x, src_from_dst
+    index = (Ellipsis, *[slice(b, e) for b, e in zip(starts[::-1], stops[::-1])])
+    shift = torch.tensor(starts, dtype=src_from_dst.dtype, device=src_from_dst.device)
+    return x[index], translation_matrix(-shift) @ src_from_dst
+
+
 def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: str, antialias: bool,
           backend: str | None, dims: int, projective: bool, names: tuple[str, str]) -> Tensor:
     xname, mname = names
@@ -104,10 +152,18 @@ def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: 
         return x.new_empty(out_shape)
     src_from_dst = invert(Af, fn, mname)
     xf = _to_float(xf)
+    if antialias and mode == "bilinear" and dims == 2 and not projective and _separable(src_from_dst, xf, size):
+        # An axis-aligned shrink inside the image (crop, resize, flip): crop_resize's exact separable
+        # triangle filter (F.interpolate(antialias=True)), O(output) instead of a full-image blur.
+        out = dispatch.resample_separable(xf, src_from_dst[:, :2, :2].diagonal(dim1=-2, dim2=-1),
+                                          src_from_dst[:, :2, 2], size, "bilinear", backend=backend)
+        return _from_float(out, x).reshape(out_shape)
     if antialias and mode != "nearest":
         in_size = tuple(xf.shape[:1:-1])  # (W, H[, D])
         cov = (_aa.perspective_covariance(src_from_dst, in_size, size) if projective
                else _aa.prefilter_covariance(src_from_dst))
+        if padding_mode != "reflection":
+            xf, src_from_dst = _crop_to_footprint(xf, src_from_dst, size, cov, projective)
         xf = _aa.gaussian_prefilter(xf, cov, padding_mode)
     sampler = (dispatch.sample_perspective if projective else
                dispatch.sample_affine if dims == 2 else dispatch.sample_affine3d)
@@ -284,7 +340,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     scale = bf[:, 2:] / out_wh                   # (B, 2) source pixels per output pixel
     offset = bf[:, :2] + scale / 2 - 0.5         # (B, 2) source centre of output pixel (0, 0)
     if mode == "area" or (antialias and mode != "nearest"):
-        out = _aa.resample_separable(xf, scale, offset, size, mode)
+        out = dispatch.resample_separable(xf, scale, offset, size, mode, backend=backend)
     else:
         src_from_dst = translation_matrix(offset) @ scale_matrix(scale)  # (B, 3, 3): u = s u' + offset
         out = dispatch.sample_affine(xf, src_from_dst, size, mode, "border", backend=backend)

@@ -5,36 +5,74 @@ with the signatures of :mod:`camwarp.warp.reference` (flat batch, **dst->src** p
 centre frame, ``size=(W', H'[, D'])``). Public functions and other layers (STN, transforms) call the
 names below, which add ``backend=None``.
 
-Rules, first match wins (``backend=None``):
+Rules, first match wins:
 
-=====================  ==================  =========================================================
-condition              backend             why
-=====================  ==================  =========================================================
-``backend="name"``     that one            forced; ``ValueError`` if not in ``available_backends()``
-(any other input)      ``"reference"``     ``F.affine_grid`` + ``F.grid_sample``: exact, any device,
-                                           any float dtype, differentiable in image and matrix
-=====================  ==================  =========================================================
+=========================  ==============  =====================================================
+condition                  backend         why
+=========================  ==============  =====================================================
+``backend="name"``         that one        forced; ``ValueError`` if not in ``available_backends()``
+env ``CAMWARP_BACKEND``    that one        forced for every call with ``backend=None`` (``auto``
+                                           or empty: no forcing); same error if unavailable
+CUDA, deterministic mode,  ``"triton"``    ``torch.use_deterministic_algorithms(True)``: torch's
+grad needed, supported                     CUDA ``grid_sample`` backward has no deterministic
+                                           version; the Triton backward is bit-identical
+CPU float32/float64,       ``"cpu"``       compiled numba kernels, measured faster than the
+bilinear/nearest                           reference (``docs/BENCHMARKS.md``); deterministic
+(any other input)          ``"reference"`` ``F.affine_grid`` + ``F.grid_sample``: exact, any
+                                           device, any float dtype, differentiable in both inputs
+=========================  ==============  =====================================================
+
+On CUDA the Triton kernels are opt-in (``backend="triton"`` or ``CAMWARP_BACKEND=triton``) outside
+deterministic mode until their GPU timings are measured and recorded in ``docs/BENCHMARKS.md``.
+Every fast backend is deterministic (bit-identical across runs), so deterministic mode never needs
+to leave one. A backend that cannot run a forced call (e.g. ``"cpu"`` on a CUDA tensor, or
+``bicubic``) hands it to the reference itself, so forcing never changes a result beyond rounding.
 
 A fast backend registers itself by adding a row above the last one (a predicate on device, dtype,
 grad need, mode) and its module to ``_BACKENDS``; ``"reference"`` stays the fallback and the oracle.
+:func:`resample_separable` does the same for ``crop_resize``'s separable antialiasing filters.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
+import torch
 from torch import Tensor
 
-__all__ = ["available_backends", "get_backend", "sample_affine", "sample_perspective", "sample_affine3d"]
+__all__ = ["available_backends", "get_backend", "sample_affine", "sample_perspective", "sample_affine3d",
+           "resample_separable", "ENV_VAR"]
 
-# name -> module path. A backend is *available* when its module imports (e.g. Triton installed).
-_BACKENDS: dict[str, str] = {"reference": "camwarp.warp.reference"}
+ENV_VAR = "CAMWARP_BACKEND"
+
+# name -> module path. A backend is *available* when its module imports (e.g. Triton installed)
+# and, if it defines ``available()``, that returns True (e.g. Triton needs CUDA or the interpreter).
+_BACKENDS: dict[str, str] = {"reference": "camwarp.warp.reference", "cpu": "camwarp.warp.cpu",
+                             "triton": "camwarp.warp.triton"}
+
+
+def _needs_grad(x: Tensor, matrix: Tensor) -> bool:
+    return torch.is_grad_enabled() and (x.requires_grad or matrix.requires_grad)
+
+
+def _triton_rule(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
+    return (x.is_cuda and torch.are_deterministic_algorithms_enabled() and _needs_grad(x, matrix)
+            and _load("triton").supports(op, x, matrix, mode, padding_mode))  # type: ignore[union-attr]
+
+
+def _cpu_rule(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
+    return _load("cpu").supports(op, x, matrix, mode, padding_mode)  # type: ignore[union-attr]
+
 
 # Automatic choice: (name, predicate(op, x, matrix, mode, padding_mode)) tried in order; the first
-# available backend whose predicate holds wins. Empty for now: every call goes to "reference".
-_RULES: list[tuple[str, Callable[[str, Tensor, Tensor, str, str], bool]]] = []
+# available backend whose predicate holds wins, else "reference".
+_RULES: list[tuple[str, Callable[[str, Tensor, Tensor, str, str], bool]]] = [
+    ("triton", _triton_rule),
+    ("cpu", _cpu_rule),
+]
 
 _loaded: dict[str, ModuleType | None] = {}
 
@@ -48,6 +86,11 @@ def _load(name: str) -> ModuleType | None:
     return _loaded[name]
 
 
+def _usable(name: str) -> bool:
+    module = _load(name)
+    return module is not None and (not hasattr(module, "available") or module.available())
+
+
 def available_backends() -> list[str]:
     """Return the names of the backends usable here, ``"reference"`` first.
 
@@ -55,7 +98,24 @@ def available_backends() -> list[str]:
         >>> available_backends()[0]
         'reference'
     """
-    return [name for name in _BACKENDS if _load(name) is not None]
+    return [name for name in _BACKENDS if _usable(name)]
+
+
+def _forced(backend: str | None, fn: str) -> str | None:
+    """The backend named by ``backend`` or, if None, by ``$CAMWARP_BACKEND``; None for automatic."""
+    source = "backend"
+    if backend is None:
+        backend = os.environ.get(ENV_VAR, "").strip() or None
+        source = f"environment variable {ENV_VAR}"
+        if backend == "auto":
+            return None
+    if backend is None:
+        return None
+    if not isinstance(backend, str) or backend not in _BACKENDS or not _usable(backend):
+        allowed = "None" if source == "backend" else "unset, 'auto'"
+        raise ValueError(f"{fn}: {source} must be {allowed} or one of "
+                         f"{', '.join(map(repr, available_backends()))}, got {backend!r}")
+    return backend
 
 
 def get_backend(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str,
@@ -65,15 +125,12 @@ def get_backend(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str
     Raises:
         ValueError: ``backend`` names an unknown or unavailable backend.
     """
-    if backend is not None:
-        if not isinstance(backend, str) or backend not in _BACKENDS or _load(backend) is None:
-            raise ValueError(f"{fn}: backend must be None or one of {', '.join(map(repr, available_backends()))}, "
-                             f"got {backend!r}")
-        return _load(backend)  # type: ignore[return-value]
+    forced = _forced(backend, fn)
+    if forced is not None:
+        return _load(forced)  # type: ignore[return-value]
     for name, applies in _RULES:
-        module = _load(name)
-        if module is not None and applies(op, x, matrix, mode, padding_mode):
-            return module
+        if _usable(name) and applies(op, x, matrix, mode, padding_mode):
+            return _load(name)  # type: ignore[return-value]
     return _load("reference")  # type: ignore[return-value]
 
 
@@ -111,3 +168,23 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
     """
     module = get_backend("affine3d", volume, src_from_dst, mode, padding_mode, backend, "sample_affine3d")
     return module.sample_affine3d(volume, src_from_dst, size, mode, padding_mode)
+
+
+def resample_separable(x: Tensor, scale: Tensor, offset: Tensor, size: Sequence[int], kernel: str = "bilinear",
+                       backend: str | None = None) -> Tensor:
+    """Resample ``x`` ``(B, C, H, W)`` on an axis-aligned grid with ``crop_resize``'s separable filters.
+
+    See :func:`camwarp.warp.antialias.resample_separable` (the oracle, used for ``"reference"``
+    and every input the CPU kernels do not take); returns ``(B, C, H', W')`` for ``size=(W', H')``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(6.0).reshape(1, 1, 1, 6)
+        >>> resample_separable(x, torch.tensor([[2.0, 1.0]]), torch.tensor([[0.5, 0.0]]), (3, 1), "area")
+        tensor([[[[0.5000, 2.5000, 4.5000]]]])
+    """
+    forced = _forced(backend, "resample_separable")
+    if forced in (None, "cpu") and _usable("cpu"):
+        return _load("cpu").resample_separable(x, scale, offset, size, kernel)  # type: ignore[union-attr]
+    from .antialias import resample_separable as oracle
+    return oracle(x, scale, offset, size, kernel)
