@@ -39,11 +39,7 @@ DOCUMENTED_DEFAULTS = {
     # distortion model: documented there.
     ("model", "camwarp.camera.write_colmap_cameras"): "a COLMAP model name, None = choose per camera",
 }
-KNOWN_BUGS = {
-    "size": "camwarp.transforms.perspective_crop has size=() (an invalid size standing in for 'required'); "
-            "everywhere else size is required or None (= unchanged)",
-    "device": "camwarp.transforms.SampleInfo has device=torch.device('cpu'); every other device defaults to None",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _public_objects() -> Iterator[tuple[str, object]]:
@@ -143,20 +139,6 @@ def _undocumented_members() -> list[str]:
     return sorted(out)
 
 
-def _known_undocumented(member: str) -> bool:
-    # Camera.dtype/.device are properties without docstrings; Transform.get_step has none, so no
-    # op's get_step inherits one (one docstring on Transform.get_step fixes them all).
-    return member in {"camwarp.camera.model.Camera.dtype", "camwarp.camera.model.Camera.device"} or (
-        member.startswith("camwarp.transforms.") and member.endswith(".get_step"))
-
-
-def test_no_new_undocumented_members() -> None:
-    new = [m for m in _undocumented_members() if not _known_undocumented(m)]
-    assert not new, f"public methods/properties without a docstring: {new}"
-
-
-@pytest.mark.xfail(strict=True, reason="undocumented public members: camwarp.camera.model.Camera.dtype, "
-                   "Camera.device (properties) and camwarp.transforms.ops.Transform.get_step (so every op's get_step)")
 def test_public_methods_and_properties_have_docstrings() -> None:
     missing = _undocumented_members()
     assert not missing, f"public methods/properties without a docstring: {missing}"
@@ -343,12 +325,8 @@ def _calls() -> dict[str, dict[str, Callable[[], object]]]:
 
 
 BAD = {"mode": "bogus", "padding_mode": "bogus", "size": (0, 4), "backend": "bogus", "align_corners": "yes"}
-# The public functions pass no name to camwarp.warp.dispatch (warp/api.py, stn/transformer.py), so
-# its error names the internal sampler ("sample_affine: backend must be ..."); theta_to_matrix's
-# align_corners check happens inside denormalize_matrix (geometry/theta.py).
-ERROR_BUGS = {("backend", f): "the error names the internal dispatch function, not " + f
-              for f in ("warp_affine", "warp_perspective", "warp_affine3d", "crop_resize", "sample_theta")}
-ERROR_BUGS["align_corners", "theta_to_matrix"] = "the error names 'denormalize_matrix', not theta_to_matrix"
+# A real inconsistency found here goes in ERROR_BUGS, {(arg, fn): why}, marked xfail(strict=True).
+ERROR_BUGS: dict[tuple[str, str], str] = {}
 
 
 def _error_cases() -> list:

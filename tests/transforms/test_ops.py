@@ -81,6 +81,7 @@ def test_random_chains_keep_keypoints_on_the_camera(ops):
 
 def test_matrices_are_the_documented_ones():
     info = SampleInfo((80, 60))
+    assert info.device == torch.device("cpu") and info.dtype == torch.float64  # device=None: the CPU
     m = lambda op: op.get_step(info).matrix  # noqa: E731
     torch.testing.assert_close(m(Crop(5.25, -3.5, 50, 40)), torch.tensor(
         [[1, 0, -5.25], [0, 1, 3.5], [0, 0, 1]], dtype=D))

@@ -54,7 +54,7 @@ def test_keypoints_and_camera_match_opencv(center):
     X = torch.rand(30, 3, generator=g, dtype=D) * 0.4 - 0.2 + torch.tensor([0.6, -0.4, 1.2], dtype=D)
     kp = CAM.project(X)
     size = (48, 40)
-    out = perspective_crop({"keypoints": kp, "camera": CAM}, center=center, size=size, fov=50.0)
+    out = perspective_crop({"keypoints": kp, "camera": CAM}, None, center=center, size=size, fov=50.0)
     f = 24 / math.tan(math.radians(25))
     K_ref = np.array([[f, 0, 23.5], [0, f, 19.5], [0, 0, 1]])
     np.testing.assert_allclose(out["camera"].K.numpy(), K_ref, atol=1e-9)
@@ -65,7 +65,7 @@ def test_keypoints_and_camera_match_opencv(center):
     np.testing.assert_allclose(out["keypoints"].numpy(), ref, atol=1e-6)
     # the target itself lands on the crop's centre
     target = torch.tensor([center], dtype=D) if len(center) == 2 else CAM.project(torch.tensor([center], dtype=D))
-    c = perspective_crop({"keypoints": target, "camera": CAM}, center=center, size=size, fov=50.0)["keypoints"]
+    c = perspective_crop({"keypoints": target, "camera": CAM}, None, center=center, size=size, fov=50.0)["keypoints"]
     torch.testing.assert_close(c, torch.tensor([[23.5, 19.5]], dtype=D), atol=1e-9, rtol=0)
 
 
@@ -88,7 +88,7 @@ def test_image_matches_cv2_warp_perspective():
 
 def test_depth_is_z_along_the_new_axis():
     depth = torch.full((H, W), 2.0, dtype=D)  # the plane Z = 2
-    out = perspective_crop({"depth": depth, "camera": CAM}, center=(150.0, 10.0), size=(40, 30), focal=80.0)
+    out = perspective_crop({"depth": depth, "camera": CAM}, None, center=(150.0, 10.0), size=(40, 30), focal=80.0)
     z = out["depth"]
     valid = z > 0
     assert valid.float().mean() > 0.3 and (z[valid] - 2).abs().max() > 0.1  # z changed with the turn
@@ -102,7 +102,7 @@ def test_depth_is_z_along_the_new_axis():
 def test_box_center_fits_the_box():
     box = torch.tensor([100.5, 10.5, 150.5, 60.5], dtype=D)
     corners = torch.tensor([[100.5, 10.5], [150.5, 10.5], [150.5, 60.5], [100.5, 60.5]], dtype=D)
-    out = perspective_crop({"keypoints": corners, "camera": CAM}, center=box, size=(64, 64))
+    out = perspective_crop({"keypoints": corners, "camera": CAM}, None, center=box, size=(64, 64))
     k = out["keypoints"]
     assert (k >= -0.5 - 1e-9).all() and (k <= 63.5 + 1e-9).all()
     assert ((k - (-0.5)).abs().min() < 1e-9) or ((k - 63.5).abs().min() < 1e-9)  # tight

@@ -175,10 +175,12 @@ class Camera(CameraOps):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The floating dtype of the camera's parameters (all of them share it; change it with :meth:`to`)."""
         return self.fx.dtype
 
     @property
     def device(self) -> torch.device:
+        """The device of the camera's parameters (all of them share it; move them with :meth:`to`)."""
         return self.fx.device
 
     @property

@@ -41,13 +41,29 @@ def compose(*matrices: Tensor) -> Tensor:
     return out
 
 
-def invert(A: Tensor, fn: str = "invert", name: str = "A", check: bool = True) -> Tensor:
+def invert(A: Tensor, *, check: bool = True, fn: str = "invert", name: str = "A") -> Tensor:
     """Return ``A^-1``, the dst->src matrix, for ``A`` of shape ``(..., 3, 3)`` or ``(..., 4, 4)``.
+
+    Args:
+        A: ``(..., 3, 3)`` or ``(..., 4, 4)`` float src->dst matrix; batch dims kept.
+        check: raise on a singular matrix (see Raises).
+        fn: name used in error messages (for callers inside camwarp).
+        name: argument name used in error messages (for callers inside camwarp).
+
+    Returns:
+        ``(..., 3, 3)`` (``(..., 4, 4)``) inverse, differentiable in ``A``.
 
     Raises:
         SingularMatrixError: (a ``ValueError``) if some matrix of the batch is singular. The check
             reads the LU status, so on a GPU it costs one synchronization; ``check=False`` skips
             it (a singular matrix then gives non-finite entries).
+        ValueError, TypeError: ``A`` is not a float tensor of square shape ``(..., 3|4, 3|4)``.
+
+    Example:
+        >>> from camwarp.geometry import crop_matrix
+        >>> invert(crop_matrix(2, 1))[:2]
+        tensor([[1., 0., 2.],
+                [0., 1., 1.]])
     """
     _checks.check_shape(A, fn, name, "... 3|4 3|4")
     _checks.check_float(A, fn, name)

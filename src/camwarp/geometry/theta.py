@@ -24,16 +24,21 @@ from .ops import invert
 __all__ = ["normalize_matrix", "denormalize_matrix", "theta_to_matrix", "matrix_to_theta"]
 
 
-def _scale_offset(size: Sequence[int], align_corners: bool, fn: str, name: str) -> list[tuple[float, float]]:
-    """Per axis ``(a, b)`` with ``u = a x + b`` (normalized ``x`` -> pixel ``u``)."""
+def _check_align_corners(align_corners: object, fn: str) -> bool:
     if not isinstance(align_corners, bool):
         raise TypeError(f"{fn}: align_corners must be a bool, got {type(align_corners).__name__}")
+    return align_corners
+
+
+def _scale_offset(size: Sequence[int], align_corners: bool) -> list[tuple[float, float]]:
+    """Per axis ``(a, b)`` with ``u = a x + b`` (normalized ``x`` -> pixel ``u``)."""
     if align_corners:
         return [((s - 1) / 2, (s - 1) / 2) for s in size]
     return [(s / 2, (s - 1) / 2) for s in size]
 
 
 def _check_aligned_size(size: Sequence[int], align_corners: bool, fn: str, name: str) -> tuple[int, ...]:
+    _check_align_corners(align_corners, fn)
     size = _checks.check_size(size, fn, name, (2, 3))
     if align_corners and 1 in size:
         raise ValueError(f"{fn}: {name} {tuple(size)} has a side of 1 pixel, which align_corners=True "
@@ -43,8 +48,9 @@ def _check_aligned_size(size: Sequence[int], align_corners: bool, fn: str, name:
 
 def denormalize_matrix(size: Sequence[int], align_corners: bool = False, *, dtype=None, device=None) -> Tensor:
     """Return the matrix taking torch-normalized coordinates to pixels for an image of ``size`` ``(W, H[, D])``."""
+    _check_align_corners(align_corners, "denormalize_matrix")
     size = _checks.check_size(size, "denormalize_matrix", "size", (2, 3))
-    ab = _scale_offset(size, align_corners, "denormalize_matrix", "size")
+    ab = _scale_offset(size, align_corners)
     d = len(size)
     M = torch.eye(d + 1, dtype=dtype or torch.get_default_dtype(), device=device)
     for i, (a, b) in enumerate(ab):
@@ -56,11 +62,22 @@ def normalize_matrix(size: Sequence[int], align_corners: bool = False, *, dtype=
                      fn: str = "normalize_matrix", name: str = "size") -> Tensor:
     """Return the matrix taking pixels to torch-normalized coordinates for an image of ``size``.
 
+    Args:
+        size: image size ``(W, H)`` or ``(W, H, D)``.
+        align_corners: the ``affine_grid``/``grid_sample`` flag.
+        dtype, device: of the returned matrix (None: torch's defaults).
+        fn: name used in error messages (for callers inside camwarp).
+        name: argument name of ``size`` used in error messages (for callers inside camwarp).
+
+    Returns:
+        ``(3, 3)`` (``(4, 4)``) matrix ``N`` with ``x = N u``.
+
     Raises:
+        TypeError: ``align_corners`` is not a bool.
         ValueError: with ``align_corners=True`` a side of 1 pixel has no normalized scale.
     """
     size = _check_aligned_size(size, align_corners, fn, name)
-    ab = _scale_offset(size, align_corners, fn, name)
+    ab = _scale_offset(size, align_corners)
     d = len(size)
     M = torch.eye(d + 1, dtype=dtype or torch.get_default_dtype(), device=device)
     for i, (a, b) in enumerate(ab):
@@ -86,6 +103,7 @@ def theta_to_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[in
     Raises:
         ValueError: bad shapes or sizes, a side of 1 pixel with ``align_corners=True`` (no pixel
             matrix exists); ``SingularMatrixError`` for a singular theta.
+        TypeError: ``align_corners`` is not a bool.
 
     Example:
         >>> theta = torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])   # zoom in 2x
@@ -93,6 +111,7 @@ def theta_to_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[in
         tensor([ 2.0000,  0.0000, -3.5000])
     """
     fn = "theta_to_matrix"
+    _check_align_corners(align_corners, fn)
     _checks.check_shape(theta, fn, "theta", "... R C")
     _checks.check_float(theta, fn, "theta")
     shape = tuple(theta.shape[-2:])
@@ -112,7 +131,7 @@ def theta_to_matrix(theta: Tensor, in_size: Sequence[int], out_size: Sequence[in
         theta = torch.cat([theta, last], dim=-2)
     src_from_dst = (denormalize_matrix(in_size, align_corners, **kw) @ theta
                     @ normalize_matrix(out_size, align_corners, **kw, fn=fn, name="out_size"))
-    A = invert(src_from_dst, fn, "theta")
+    A = invert(src_from_dst, fn=fn, name="theta")
     # A projective matrix is defined up to scale: return it with A[2, 2] = 1, as cv2 does.
     return A / A[..., 2:, 2:] if shape == (3, 3) else A
 
@@ -135,6 +154,7 @@ def matrix_to_theta(A: Tensor, in_size: Sequence[int], out_size: Sequence[int],
     Raises:
         ValueError: bad shapes/sizes, ``A`` projective while ``projective=False`` (checked on CPU
             tensors only, to never synchronize a GPU), ``SingularMatrixError`` for singular ``A``.
+        TypeError: ``align_corners`` is not a bool.
 
     Example:
         >>> from camwarp.geometry import resize_matrix
@@ -143,6 +163,7 @@ def matrix_to_theta(A: Tensor, in_size: Sequence[int], out_size: Sequence[int],
                 [0., 1., 0.]])
     """
     fn = "matrix_to_theta"
+    _check_align_corners(align_corners, fn)
     _checks.check_shape(A, fn, "A", "... 3|4 3|4")
     _checks.check_float(A, fn, "A")
     d = A.shape[-1] - 1
@@ -152,7 +173,7 @@ def matrix_to_theta(A: Tensor, in_size: Sequence[int], out_size: Sequence[int],
     in_size = _checks.check_size(in_size, fn, "in_size", (d,))
     out_size = _checks.check_size(out_size, fn, "out_size", (d,))
     kw = dict(dtype=A.dtype, device=A.device)
-    theta = (normalize_matrix(in_size, align_corners, **kw, fn=fn, name="in_size") @ invert(A, fn, "A")
+    theta = (normalize_matrix(in_size, align_corners, **kw, fn=fn, name="in_size") @ invert(A, fn=fn, name="A")
              @ denormalize_matrix(out_size, align_corners, **kw))
     if projective:
         return theta / theta[..., 2:, 2:]

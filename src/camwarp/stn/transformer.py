@@ -72,7 +72,7 @@ def sample_theta(x: Tensor, theta: Tensor, out_size: Sequence[int] | None = None
         ``(..., C, H', W')`` (``(..., C, D', H', W')``), differentiable in ``x`` and ``theta``.
 
     Raises:
-        ValueError, TypeError: bad shapes, sizes or modes.
+        ValueError, TypeError: bad shapes, sizes, modes or ``backend``.
 
     Example:
         >>> x = torch.rand(2, 1, 6, 8)
@@ -85,6 +85,7 @@ def sample_theta(x: Tensor, theta: Tensor, out_size: Sequence[int] | None = None
     _checks.check_float(x, fn, "x")
     _checks.check_choice(mode, fn, "mode", MODES[dims])
     _checks.check_choice(padding_mode, fn, "padding_mode", PADDING_MODES)
+    dispatch.check_backend(backend, fn)
     in_size = tuple(reversed(x.shape[-dims:]))
     out_size = in_size if out_size is None else _checks.check_size(out_size, fn, "out_size", (dims,))
     core = x.shape[-dims - 1:]

@@ -78,7 +78,7 @@ class Compose(Transform):
 
     def __call__(self, sample: Mapping) -> dict:
         """Return a new sample: each segment of the chain applied with one resampling per image."""
-        info = SampleInfo.of(sample, self.kinds, "Compose")
+        info = SampleInfo.of(sample, self.kinds, fn="Compose")
         out = dict(sample)
         for step in self.steps(info):
             out = apply(out, step, self.options, self.kinds)

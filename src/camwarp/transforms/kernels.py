@@ -345,8 +345,18 @@ def apply(sample: Mapping, step: Step, options: KernelOptions | None = None,
 # What a sample is: size, batch shape, device (read from metadata only)
 
 
-def sample_size(sample: Mapping, kinds: Mapping[str, str] | None = None, fn: str = "sample_size") -> tuple[int, int]:
-    """Return the sample's image size ``(W, H)`` from its images, depth, masks or camera; all must agree."""
+def sample_size(sample: Mapping, kinds: Mapping[str, str] | None = None, *,
+                fn: str = "sample_size") -> tuple[int, int]:
+    """Return the sample's image size ``(W, H)`` from its images, depth, masks or camera; all must agree.
+
+    Args:
+        sample: the sample dict.
+        kinds: kinds of extra sample keys.
+        fn: name used in error messages (for callers inside camwarp).
+
+    Raises:
+        ValueError: no entry gives a size, or the entries disagree.
+    """
     resolved = resolve_kinds(sample, kinds, fn)
     sizes = {}
     for key, kind in resolved.items():

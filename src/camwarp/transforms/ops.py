@@ -34,21 +34,32 @@ class SampleInfo:
     Attributes:
         size: image size ``(W, H)``.
         batch_shape: the sample's batch dims (random ops draw one parameter set per item).
-        device: where the matrices are built.
+        device: where the matrices are built; None (the default) means the CPU, and is resolved
+            to ``torch.device("cpu")`` on construction, so ``info.device`` is always a device.
         camera: the sample's camera, or None (needed by camera-dependent ops).
     """
 
     size: tuple[int, int]
     batch_shape: torch.Size = torch.Size()
-    device: torch.device = torch.device("cpu")
+    device: torch.device | None = None
     camera: object = None
 
+    def __post_init__(self) -> None:
+        if self.device is None:
+            object.__setattr__(self, "device", torch.device("cpu"))
+
     @classmethod
-    def of(cls, sample: Mapping, kinds: Mapping[str, str] | None = None, fn: str = "Transform") -> SampleInfo:
-        """Read the size, batch shape, device and camera of ``sample`` (sizes must agree)."""
+    def of(cls, sample: Mapping, kinds: Mapping[str, str] | None = None, *, fn: str = "Transform") -> SampleInfo:
+        """Read the size, batch shape, device and camera of ``sample`` (sizes must agree).
+
+        Args:
+            sample: the sample dict.
+            kinds: kinds of extra sample keys.
+            fn: name used in error messages (for callers inside camwarp).
+        """
         resolved = resolve_kinds(sample, kinds, fn)
         cams = [sample[k] for k, kind in resolved.items() if kind == "camera"]
-        return cls(sample_size(sample, kinds, fn), sample_batch_shape(sample, kinds), sample_device(sample),
+        return cls(sample_size(sample, kinds, fn=fn), sample_batch_shape(sample, kinds), sample_device(sample),
                    cams[0] if cams else None)
 
     @property
@@ -74,11 +85,26 @@ class Transform:
         self.kinds = dict(kinds or {})
 
     def get_step(self, info: SampleInfo) -> Step:
-        raise NotImplementedError
+        """Return this op's step for a sample described by ``info`` (pure geometry, no image touched).
+
+        The step holds the src->dst pixel matrix (OpenCV centre frame) built in ``info.dtype`` on
+        ``info.device`` (or a remap) and the output size ``(W', H')``; random ops draw their
+        parameters here, one set per item of ``info.batch_shape``.
+
+        Args:
+            info: the sample's size, batch shape, device and camera (:meth:`SampleInfo.of`).
+
+        Returns:
+            A :class:`Step` (a :class:`MatrixStep` for matrix ops).
+
+        Raises:
+            ValueError: the op cannot apply to such a sample (e.g. it needs a camera and has none).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement get_step")
 
     def __call__(self, sample: Mapping) -> dict:
         """Return a new sample with every entry moved by this op's step (``sample`` is not modified)."""
-        info = SampleInfo.of(sample, self.kinds, type(self).__name__)
+        info = SampleInfo.of(sample, self.kinds, fn=type(self).__name__)
         return apply(sample, self.get_step(info), self.options, self.kinds)
 
     def _repr_args(self) -> str:

@@ -118,7 +118,7 @@ def perspective_crop_matrix(camera, center, size: Sequence[int], fov: float | No
     return A, Kp, R
 
 
-def perspective_crop(sample_or_image: Mapping | Tensor, camera=None, center=None, size: Sequence[int] = (),
+def perspective_crop(sample_or_image: Mapping | Tensor, camera, center, size: Sequence[int],
                      fov: float | None = None, focal: float | Tensor | None = None, *,
                      options: KernelOptions | None = None, kinds: Mapping[str, str] | None = None):
     """Render the view of a virtual camera turned to look at ``center`` (image or whole sample).
@@ -126,7 +126,8 @@ def perspective_crop(sample_or_image: Mapping | Tensor, camera=None, center=None
     Args:
         sample_or_image: a sample dict (its ``"camera"`` is used unless ``camera`` is given) or an
             image ``(..., C, H, W)``.
-        camera: the distortion-free :class:`camwarp.Camera` (required for an image).
+        camera: the distortion-free :class:`camwarp.Camera`, or None to use the sample's
+            ``"camera"`` (an image needs one).
         center, size, fov, focal: see :func:`perspective_crop_matrix`.
         options, kinds: kernel options, kinds of extra keys.
 
@@ -158,8 +159,6 @@ def perspective_crop(sample_or_image: Mapping | Tensor, camera=None, center=None
             raise ValueError(f"{fn}: the sample has no 'camera' (pass camera=)")
     else:
         raise TypeError(f"{fn}: sample_or_image must be a dict or a tensor, got {type(sample_or_image).__name__}")
-    if center is None:
-        raise ValueError(f"{fn}: center is required")
     A, _, _ = perspective_crop_matrix(sample["camera"], center, size, fov, focal)
     out = apply(sample, MatrixStep(A, tuple(size), affine=False), options, kinds)
     return (out["image"], out["camera"], out["R"]) if is_image else out

@@ -74,7 +74,7 @@ class MatrixStep(Step):
         return out, w.squeeze(-1) > 0
 
     def source_coords(self, points: Tensor) -> Tensor:
-        return transform_points(invert(self.matrix.to(points.dtype), "MatrixStep", "matrix"), points)
+        return transform_points(invert(self.matrix.to(points.dtype), fn="MatrixStep", name="matrix"), points)
 
     def move_camera(self, camera):
         return camera.transform(self.matrix.to(camera.dtype), self.size)

@@ -144,13 +144,14 @@ def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: 
     _check_data(x, fn, xname, dims)
     size = _checks.check_size(size, fn, "size", (dims,))
     _check_options(fn, mode, padding_mode, antialias, modes)
+    dispatch.check_backend(backend, fn)
     mode = "bilinear" if mode == "trilinear" else mode
     A = _check_matrix(A, fn, mname, x, dims, affine=not projective)
     xf, Af, batch = _flatten(x, A, fn, xname, mname, dims)
     out_shape = (*batch, x.shape[-dims - 1], *size[::-1])
     if xf.shape[0] == 0 or x.shape[-dims - 1] == 0:
         return x.new_empty(out_shape)
-    src_from_dst = invert(Af, fn, mname)
+    src_from_dst = invert(Af, fn=fn, name=mname)
     xf = _to_float(xf)
     if antialias and mode == "bilinear" and dims == 2 and not projective and _separable(src_from_dst, xf, size):
         # An axis-aligned shrink inside the image (crop, resize, flip): crop_resize's exact separable
@@ -315,7 +316,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
         ``(..., C, H', W')`` in ``image``'s dtype, differentiable in ``image`` and a float ``box``.
 
     Raises:
-        TypeError, ValueError: bad ``image``, ``box``, ``size``, ``mode``, ``antialias``, batch dims.
+        TypeError, ValueError: bad ``image``, ``box``, ``size``, ``mode``, ``antialias``, ``backend``, batch dims.
 
     Example:
         >>> x = torch.arange(16.0).reshape(1, 4, 4)
@@ -327,6 +328,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     _check_data(image, fn, "image", 2)
     size = _checks.check_size(size, fn, "size", (2,))
     _check_options(fn, mode, "border", antialias, _CROP_MODES)
+    dispatch.check_backend(backend, fn)
     box = _check_box(box, image, fn)
     batch = _checks.broadcast_batch(fn, image=image.shape[:-3], box=box.shape[:-1])
     xf = image.expand(*batch, *image.shape[-3:]).reshape(-1, *image.shape[-3:])

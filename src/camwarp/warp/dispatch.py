@@ -43,8 +43,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["available_backends", "get_backend", "sample_affine", "sample_perspective", "sample_affine3d",
-           "resample_separable", "ENV_VAR"]
+__all__ = ["available_backends", "check_backend", "get_backend", "sample_affine", "sample_perspective",
+           "sample_affine3d", "resample_separable", "ENV_VAR"]
 
 ENV_VAR = "CAMWARP_BACKEND"
 
@@ -115,6 +115,35 @@ def _forced(backend: str | None, fn: str) -> str | None:
         allowed = "None" if source == "backend" else "unset, 'auto'"
         raise ValueError(f"{fn}: {source} must be {allowed} or one of "
                          f"{', '.join(map(repr, available_backends()))}, got {backend!r}")
+    return backend
+
+
+def check_backend(backend: object, fn: str) -> str | None:
+    """Validate a public function's ``backend`` argument up front, so errors name that function.
+
+    The same check the samplers make when they pick the backend (and of ``$CAMWARP_BACKEND`` when
+    ``backend`` is None), run before any work; the choice itself stays in :func:`get_backend`.
+
+    Args:
+        backend: None (automatic) or a name from :func:`available_backends`.
+        fn: name used in error messages (the public function the user called).
+
+    Returns:
+        ``backend`` unchanged.
+
+    Raises:
+        ValueError: ``"<fn>: backend must be None or one of ..."`` for an unknown or unavailable
+            backend (likewise for a bad ``$CAMWARP_BACKEND``).
+
+    Example:
+        >>> check_backend("reference", "warp_affine")
+        'reference'
+        >>> check_backend("bogus", "warp_affine")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: warp_affine: backend must be None or one of 'reference', ...
+    """
+    _forced(backend, fn)
     return backend
 
 
