@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 cpu = pytest.importorskip("camwarp.warp.cpu", reason="numba is not installed")
 
-from camwarp.warp import antialias, reference  # noqa: E402
+from camwarp.warp import antialias, dispatch, reference  # noqa: E402
 from checks import assert_close, check_op  # noqa: E402
 
 MODES = ["bilinear", "nearest"]
@@ -152,6 +153,27 @@ def test_resample_separable_matches_antialias(kernel, dtype):
     assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0], dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_resample_separable_2x_shrink_pairs_rows(dtype):
+    """A 2x triangle shrink (4 horizontal taps: two rows share them) with an odd number of rows and
+    items that differ equals the oracle, also computed in row ranges of odd lengths (threads)."""
+    from camwarp.warp.cpu import _separable
+
+    x = torch.rand(3, 2, 22, 30, dtype=dtype)
+    scale = torch.tensor([[2.0, 2.0], [2.0, 1.9], [2.0, 2.2]], dtype=dtype)
+    offset = torch.tensor([[0.5, 0.5], [1.5, -0.3], [0.5, 0.7]], dtype=dtype)
+    ref = antialias.resample_separable(x, scale, offset, (15, 11), "bilinear")
+    assert_close(cpu.resample_separable(x, scale, offset, (15, 11), "bilinear"), ref, dtype)
+    like = x[:0].numpy()
+    ix, wx = cpu._tables(scale[:, 0], offset[:, 0], 15, 30, "bilinear", like)
+    iy, wy = cpu._tables(scale[:, 1], offset[:, 1], 11, 22, "bilinear", like)
+    assert wx.shape[2] == 4
+    out = torch.empty(3, 2, 11, 15, dtype=dtype)
+    for lo, hi in ((0, 5), (5, 16), (16, 33), (33, 66)):  # rows (b C + c) H' + y
+        _separable.forward(x.numpy(), iy, wy, ix, wx, _separable.spans(ix, wx), out.numpy(), lo, hi)
+    assert_close(out, ref, dtype)
+
+
 def test_resample_separable_grad_in_box_uses_oracle():
     x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
     scale = torch.tensor([[2.0, 2.0]], dtype=torch.float64, requires_grad=True)
@@ -229,3 +251,51 @@ def test_random_shapes_property(W, H, Wo, Ho, seed, mode, pad):
     M = random_affine(2, scale=0.5)
     M[:, :2, 2] *= 3
     compare("sample_affine", x, M, (Wo, Ho), mode, pad)
+
+
+def grid_sample_theta(x, theta, size, mode, pad):
+    """torch's own STN sampler, the oracle of ``sample_theta``."""
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], size[1], size[0]], align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=pad, align_corners=False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pad", PADS)
+@pytest.mark.parametrize("shapes", SHAPES + [((28, 28), (28, 28))])
+def test_sample_theta_matches_grid_sample(mode, pad, shapes):
+    """The STN entry (theta straight to the kernels) == affine_grid + grid_sample: values, both grads."""
+    (W, H), size = shapes
+    x = torch.randn(3, 2, H, W, dtype=torch.float64)
+    theta = torch.eye(2, 3, dtype=torch.float64) + 0.3 * torch.randn(3, 2, 3, dtype=torch.float64)
+    g = torch.randn(3, 2, *size[::-1], dtype=torch.float64)
+    ref, ref_grads = run(grid_sample_theta, x, theta, size, mode, pad, g)
+    for dtype in (torch.float64, torch.float32):
+        out, grads = run(cpu.sample_theta, x.to(dtype), theta.to(dtype), size, mode, pad, g.to(dtype))
+        assert out.dtype == dtype
+        assert_close(out, ref, dtype, msg=f"{mode} {pad} {dtype} forward")
+        assert_close(grads[0], ref_grads[0], dtype, msg="grad image")
+        if mode != "nearest":
+            scale = max(1.0, float(ref_grads[1].abs().max()))
+            assert_close(grads[1], ref_grads[1], dtype, scale=scale, msg="grad theta")
+
+
+def test_sample_theta_dispatch_and_determinism():
+    """``dispatch.sample_theta`` picks the CPU entry, equals the reference backend, and its backward
+    is bit-identical across runs and thread counts (upscale: many outputs per input pixel)."""
+    x = torch.rand(2, 1, 9, 9)
+    theta = torch.eye(2, 3).repeat(2, 1, 1) * 0.4 + 0.02 * torch.randn(2, 2, 3)
+    g = torch.randn(2, 1, 31, 29)
+    assert_close(dispatch.sample_theta(x, theta, (29, 31)),
+                 dispatch.sample_theta(x, theta, (29, 31), backend="reference"), torch.float32)
+    results, threads = [], torch.get_num_threads()
+    try:
+        for n in (1, 2, 2, 3):
+            torch.set_num_threads(n)
+            xr, tr = x.clone().requires_grad_(), theta.clone().requires_grad_()
+            out = dispatch.sample_theta(xr, tr, (29, 31))
+            results.append((out, *torch.autograd.grad(out, (xr, tr), g)))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)

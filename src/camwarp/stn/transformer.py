@@ -90,10 +90,14 @@ def sample_theta(x: Tensor, theta: Tensor, out_size: Sequence[int] | None = None
     out_size = in_size if out_size is None else _checks.check_size(out_size, fn, "out_size", (dims,))
     core = x.shape[-dims - 1:]
     batch = _checks.broadcast_batch(fn, x=x.shape[:-dims - 1], theta=theta.shape[:-2])
-    xb = x.expand(*batch, *core).reshape(-1, *core)
-    tb = theta.expand(*batch, *theta.shape[-2:]).reshape(-1, *theta.shape[-2:])
+    flat = len(batch) == 1 and x.ndim == dims + 2 and theta.ndim == 3 and x.shape[0] == theta.shape[0]
+    xb = x if flat else x.expand(*batch, *core).reshape(-1, *core)  # (no autograd nodes when already flat)
+    tb = theta if flat else theta.expand(*batch, *theta.shape[-2:]).reshape(-1, *theta.shape[-2:])
     if xb.shape[0] == 0:  # empty batch: nothing to sample (affine_grid refuses N = 0)
         return x.new_zeros(*batch, core[0], *reversed(out_size))
+    if dims == 2 and theta.shape[-2] == 2:  # affine: the backend takes theta itself (no matrix products)
+        out = dispatch.sample_theta(xb, tb, out_size, mode, padding_mode, backend)
+        return out if flat else out.reshape(*batch, *out.shape[1:])
     kw = dict(dtype=theta.dtype, device=theta.device)
     src_from_dst = denormalize_matrix(in_size, **kw) @ full_theta(tb) @ normalize_matrix(out_size, **kw)
     if dims == 3:

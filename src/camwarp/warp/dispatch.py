@@ -43,7 +43,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["available_backends", "check_backend", "get_backend", "sample_affine", "sample_perspective",
+__all__ = ["available_backends", "check_backend", "get_backend", "sample_affine", "sample_theta", "sample_perspective",
            "sample_affine3d", "resample_separable", "ENV_VAR"]
 
 ENV_VAR = "CAMWARP_BACKEND"
@@ -175,6 +175,31 @@ def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode
         torch.Size([2, 1, 5, 3])
     """
     module = get_backend("affine", image, src_from_dst, mode, padding_mode, backend, "sample_affine")
+    return module.sample_affine(image, src_from_dst, size, mode, padding_mode)
+
+
+def sample_theta(image: Tensor, theta: Tensor, size: Sequence[int], mode: str = "bilinear",
+                 padding_mode: str = "zeros", backend: str | None = None) -> Tensor:
+    """Sample ``image`` ``(B, C, H, W)`` with torch's normalized affine ``theta`` ``(B, 2, 3)`` (the STN's).
+
+    Same as :func:`sample_affine` with ``src_from_dst = D_(W,H) @ theta @ N_(W',H')``
+    (``camwarp.geometry.denormalize_matrix``/``normalize_matrix``, ``align_corners=False``); a
+    backend with its own ``sample_theta`` (``"cpu"``) takes ``theta`` directly, which saves the
+    matrix products and their autograd nodes on small batches. Returns ``(B, C, H', W')``.
+
+    Example:
+        >>> import torch
+        >>> sample_theta(torch.ones(2, 1, 4, 4), torch.eye(2, 3).expand(2, 2, 3), (3, 5)).shape
+        torch.Size([2, 1, 5, 3])
+    """
+    module = get_backend("affine", image, theta, mode, padding_mode, backend, "sample_theta")
+    if hasattr(module, "sample_theta"):
+        return module.sample_theta(image, theta, size, mode, padding_mode)
+    from ..geometry import denormalize_matrix, normalize_matrix
+    kw = dict(dtype=theta.dtype, device=theta.device)
+    last = torch.tensor([0.0, 0.0, 1.0], **kw).expand(theta.shape[0], 1, 3)
+    H, W = image.shape[-2:]
+    src_from_dst = denormalize_matrix((W, H), **kw) @ torch.cat([theta, last], 1) @ normalize_matrix(size, **kw)
     return module.sample_affine(image, src_from_dst, size, mode, padding_mode)
 
 

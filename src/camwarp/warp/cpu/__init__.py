@@ -9,8 +9,11 @@ mode; anything else (``bicubic``, half precision, another device) is handed to t
 - Axis-aligned affine maps (crop, resize, flip, any real scale and offset) run as two 1-D passes
   (:mod:`._separable`), and so does :func:`resample_separable` (``crop_resize``'s antialiasing
   filters, from :func:`camwarp.warp.antialias.resample_separable`'s own tap tables).
-- Other affine and perspective maps run one fused kernel per output pixel (:mod:`._kernels2d`);
-  volumes likewise (:mod:`._kernels3d`).
+- Other affine bilinear maps with zeros/border padding run branch-free row kernels
+  (:mod:`._affine2d`); the STN's normalized ``theta`` goes straight to them (:func:`sample_theta`,
+  :mod:`._theta`: no matrix products, one compiled call each way). The rest (nearest, reflection,
+  perspective) runs one fused kernel per output pixel (:mod:`._kernels2d`); volumes likewise
+  (:mod:`._kernels3d`).
 - Backward: the image gradient and the matrix gradient (float64 partial sums) are deterministic,
   bit-identical across runs and thread counts; grids are never materialized.
 
@@ -33,9 +36,10 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .. import antialias, reference
-from . import _kernels2d, _kernels3d, _separable
+from . import _affine2d, _kernels2d, _kernels3d, _separable
+from ._theta import sample_theta
 
-__all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "resample_separable", "supports"]
+__all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "sample_theta", "resample_separable", "supports"]
 
 _MODES = {"bilinear": 0, "nearest": 1}
 _PADS = {"zeros": 0, "border": 1, "reflection": 2}
@@ -141,6 +145,8 @@ class _Sample2d(torch.autograd.Function):
             iy, wy, ix, wx = _separable_taps(m, (W, H), size, code, pad, img.dtype)
             _run(_separable.forward, B * C * Ho, out.numel(), img.numpy(), iy, wy, ix, wx,
                  _separable.spans(ix, wx), out.numpy())
+        elif out.numel() and code == 0 and not persp and pad != 2 and min(H, W) >= 2:
+            _run(_affine2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), pad)
         elif out.numel():
             _run(_kernels2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), code, pad, persp)
         ctx.save_for_backward(img, torch.from_numpy(m))
@@ -165,8 +171,12 @@ class _Sample2d(torch.autograd.Function):
             # Bands split an item's work between threads; the sums do not depend on their number.
             bands = max(1, min(H, math.ceil(torch.get_num_threads() / max(B, 1))))
             rows = torch.zeros(B, Ho, 9, dtype=torch.float64)
-            _run(_kernels2d.backward, B * bands, g.numel(), img.numpy(), M.numpy(), g.numpy(), gimg.numpy(),
-                 rows.numpy(), code, pad, persp, need_img, need_mat, bands)
+            if code == 0 and not persp and pad != 2 and min(H, W) >= 2:
+                _run(_affine2d.backward, B * bands, g.numel(), img.numpy(), M.numpy(), g.numpy(), gimg.numpy(),
+                     rows.numpy(), pad, need_img, need_mat, bands)
+            else:
+                _run(_kernels2d.backward, B * bands, g.numel(), img.numpy(), M.numpy(), g.numpy(), gimg.numpy(),
+                     rows.numpy(), code, pad, persp, need_img, need_mat, bands)
             if need_mat:
                 _kernels2d.reduce_rows(rows.numpy(), gmat.numpy())
         if not need_mat:

@@ -6,8 +6,10 @@ and ``Wx`` ``(W', W)``. The bands are stored as tap tables ``(index, weight)`` o
 output index, built with exactly the 2-D sampler's rules per axis (padding, half-to-even rounding),
 so the result equals the 2-D bilinear/nearest sampler up to float rounding. The antialiasing
 filters of :func:`camwarp.warp.antialias.resample_separable` (triangle, Keys, area) are such
-tables too: the same passes run them from that module's own tap tables. Each output row is one vertical pass (contiguous, vectorized) into a scratch row of the
-touched source columns, then one horizontal pass: extra memory is one row per thread.
+tables too: the same passes run them from that module's own tap tables. Each output row is one
+vertical pass per four taps (contiguous, vectorized) into a scratch row of the touched source
+columns, then one horizontal pass (unrolled for two and four taps): extra memory is one row per
+thread.
 
 The adjoint (gradient wrt the image) runs the same passes transposed, one ``(b, c)`` plane per work
 unit in a fixed order: deterministic across runs and thread counts.
@@ -117,52 +119,106 @@ def spans(sx, wx):
 
 
 @njit(**_OPTS)
+def _vertical(plane, y0, w, Ky, x0, n, row):
+    """``row[:n] = sum_k w[k] plane[y0 + k, x0:x0+n]``, up to four taps per pass over the row."""
+    k = 0
+    while k < Ky:
+        m = min(4, Ky - k)
+        s0 = plane[y0 + k, x0:x0 + n]
+        w0 = w[k]
+        if m == 4:
+            s1 = plane[y0 + k + 1, x0:x0 + n]
+            s2 = plane[y0 + k + 2, x0:x0 + n]
+            s3 = plane[y0 + k + 3, x0:x0 + n]
+            w1, w2, w3 = w[k + 1], w[k + 2], w[k + 3]
+            if k == 0:
+                for j in range(n):
+                    row[j] = w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+            else:
+                for j in range(n):
+                    row[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+        elif m == 3:
+            s1 = plane[y0 + k + 1, x0:x0 + n]
+            s2 = plane[y0 + k + 2, x0:x0 + n]
+            w1, w2 = w[k + 1], w[k + 2]
+            if k == 0:
+                for j in range(n):
+                    row[j] = w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
+            else:
+                for j in range(n):
+                    row[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
+        elif m == 2:
+            s1 = plane[y0 + k + 1, x0:x0 + n]
+            w1 = w[k + 1]
+            if k == 0:
+                for j in range(n):
+                    row[j] = w0 * s0[j] + w1 * s1[j]
+            else:
+                for j in range(n):
+                    row[j] += w0 * s0[j] + w1 * s1[j]
+        else:
+            if k == 0:
+                for j in range(n):
+                    row[j] = w0 * s0[j]
+            else:
+                for j in range(n):
+                    row[j] += w0 * s0[j]
+        k += m
+
+
+@njit(**_OPTS)
 def forward(img, sy, wy, sx, wx, span, out, lo, hi):
     """``out[b, c] = Wy_b @ img[b, c] @ Wx_b^T`` for the flat output rows ``(b C + c) H' + y`` in ``[lo, hi)``.
 
-    Banded tables (:func:`band`): output row ``y`` reads input rows ``sy + k`` with weights ``wy``;
-    output column ``x`` reads columns ``sx + k`` of the vertically filtered row.
+    Banded tables (:func:`band`): output row ``y`` reads input rows ``sy + k`` with weights ``wy``
+    (one vectorized pass per four taps); output column ``x`` reads columns ``sx + k`` of the
+    vertically filtered row (unrolled for up to four taps).
     """
     B, C, H, W = img.shape
     Ho, Wo = out.shape[2], out.shape[3]
     Ky, Kx = wy.shape[2], wx.shape[2]
     row = np.empty(W, dtype=img.dtype)
-    for r in range(lo, hi):
+    row2 = np.empty(W, dtype=img.dtype)
+    r = lo
+    while r < hi:
         b = r // (C * Ho)
         c = (r // Ho) % C
         y = r % Ho
         x0, x1 = span[b, 0], span[b, 1]
-        n = x1 - x0
-        plane = img[b, c]
-        y0 = sy[b, y]
-        w = wy[b, y]
-        src = plane[y0, x0:x1]
-        w0 = w[0]
-        for j in range(n):
-            row[j] = w0 * src[j]
-        k = 1
-        while k + 1 < Ky:  # two taps per pass over the row
-            s1 = plane[y0 + k, x0:x1]
-            s2 = plane[y0 + k + 1, x0:x1]
-            w1 = w[k]
-            w2 = w[k + 1]
-            for j in range(n):
-                row[j] += w1 * s1[j] + w2 * s2[j]
-            k += 2
-        if k < Ky:
-            s1 = plane[y0 + k, x0:x1]
-            w1 = w[k]
-            for j in range(n):
-                row[j] += w1 * s1[j]
+        _vertical(img[b, c], sy[b, y], wy[b, y], Ky, x0, x1 - x0, row)
         o = out[b, c, y]
         st = sx[b]
         ww = wx[b]
-        for x in range(Wo):
-            s0 = st[x] - x0
-            acc = ww[x, 0] * row[s0]
-            for k2 in range(1, Kx):
-                acc += ww[x, k2] * row[s0 + k2]
-            o[x] = acc
+        if Kx == 4 and r + 1 < hi and (r + 1) // (C * Ho) == b:
+            # Two output rows of one item share the horizontal taps: read them once for both.
+            b2 = (r + 1) // (C * Ho)
+            c2 = ((r + 1) // Ho) % C
+            y2 = (r + 1) % Ho
+            _vertical(img[b2, c2], sy[b2, y2], wy[b2, y2], Ky, x0, x1 - x0, row2)
+            o2 = out[b2, c2, y2]
+            for x in range(Wo):
+                s0 = st[x] - x0
+                w0, w1, w2, w3 = ww[x, 0], ww[x, 1], ww[x, 2], ww[x, 3]
+                o[x] = w0 * row[s0] + w1 * row[s0 + 1] + w2 * row[s0 + 2] + w3 * row[s0 + 3]
+                o2[x] = w0 * row2[s0] + w1 * row2[s0 + 1] + w2 * row2[s0 + 2] + w3 * row2[s0 + 3]
+            r += 2
+            continue
+        if Kx == 4:
+            for x in range(Wo):
+                s0 = st[x] - x0
+                o[x] = ww[x, 0] * row[s0] + ww[x, 1] * row[s0 + 1] + ww[x, 2] * row[s0 + 2] + ww[x, 3] * row[s0 + 3]
+        elif Kx == 2:
+            for x in range(Wo):
+                s0 = st[x] - x0
+                o[x] = ww[x, 0] * row[s0] + ww[x, 1] * row[s0 + 1]
+        else:
+            for x in range(Wo):
+                s0 = st[x] - x0
+                acc = ww[x, 0] * row[s0]
+                for k2 in range(1, Kx):
+                    acc += ww[x, k2] * row[s0 + k2]
+                o[x] = acc
+        r += 1
 
 
 @njit(**_OPTS)
