@@ -65,23 +65,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object], f
         >>> p.read_bytes()
         b'abc'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
+    def write_to(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             write(f)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if fsync:
-        _fsync_dir(path.parent)
-    return path
+
+    return atomic_path(path, write_to, fsync=fsync)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, fsync: bool = False) -> Path:
