@@ -8,7 +8,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-settings.register_profile("camwarp", deadline=None, max_examples=40,
+# CI and `./run test` are reproducible (derandomize: the same examples every run); run
+# `HYPOTHESIS_PROFILE=explore ./run test` to search fresh random examples (more of them).
+settings.register_profile("camwarp", deadline=None, max_examples=40, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, max_examples=400,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "camwarp"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
