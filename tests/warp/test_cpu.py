@@ -209,8 +209,9 @@ def test_layouts_and_noncontiguous_inputs():
 
 
 @pytest.mark.parametrize("op", ["sample_affine", "sample_affine3d"])
-def test_backward_is_bit_identical_across_runs_and_threads(op):
+def test_backward_is_bit_identical_across_runs_and_threads(op, monkeypatch):
     """Many outputs hit each input pixel (a 3x upscale plus rotation); sums must not depend on order."""
+    monkeypatch.setattr(cpu._parallel, "_MIN_WORK", 1)  # split even these small calls between threads
     d = 3 if op == "sample_affine3d" else 2
     x = torch.rand(2, 3, *([9] * d), dtype=torch.float32)
     M = random_affine(2, d=d, scale=0.1, dtype=torch.float32)
@@ -279,9 +280,10 @@ def test_sample_theta_matches_grid_sample(mode, pad, shapes):
             assert_close(grads[1], ref_grads[1], dtype, scale=scale, msg="grad theta")
 
 
-def test_sample_theta_dispatch_and_determinism():
+def test_sample_theta_dispatch_and_determinism(monkeypatch):
     """``dispatch.sample_theta`` picks the CPU entry, equals the reference backend, and its backward
     is bit-identical across runs and thread counts (upscale: many outputs per input pixel)."""
+    monkeypatch.setattr(cpu._parallel, "_MIN_WORK", 1)
     x = torch.rand(2, 1, 9, 9)
     theta = torch.eye(2, 3).repeat(2, 1, 1) * 0.4 + 0.02 * torch.randn(2, 2, 3)
     g = torch.randn(2, 1, 31, 29)
@@ -299,3 +301,33 @@ def test_sample_theta_dispatch_and_determinism():
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert torch.equal(a, b)
+
+
+def _warp_in_child(queue, x, M):
+    torch.set_num_threads(2)
+    queue.put(cpu.sample_affine(x, M, (300, 200), "bilinear", "zeros").numpy())  # by value, not shared memory
+
+
+def test_forked_child_runs_after_parent_used_threads():
+    """A DataLoader-style forked child after the parent ran threaded kernels: same result, no abort.
+
+    GNU OpenMP is not fork-safe (numba's OpenMP layer kills such a child); the child runs serially.
+    """
+    import multiprocessing
+
+    x = torch.rand(2, 3, 150, 160)
+    M = random_affine(2, scale=0.1, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parent = cpu.sample_affine(x, M, (300, 200), "bilinear", "zeros")
+    finally:
+        torch.set_num_threads(threads)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_warp_in_child, args=(queue, x, M))
+    child.start()
+    out = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0  # serial in the child: equal up to rounding (another compiled path)
+    assert_close(torch.from_numpy(out), parent, torch.float32)

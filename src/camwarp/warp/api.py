@@ -349,6 +349,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
         centres = offset[:, :, None] + scale[:, :, None] * torch.arange(max(size), dtype=scale.dtype,
                                                                          device=scale.device)  # (B, 2, n)
         ok = (centres >= -0.5) & (centres <= torch.tensor([W, H], device=scale.device)[None, :, None] - 0.5)
-        mask = ok[:, 1, : size[1], None] & ok[:, 0, None, : size[0]]  # (B, H', W')
-        out = out * mask[:, None].to(out.dtype)
+        ok_x, ok_y = ok[:, 0, : size[0]], ok[:, 1, : size[1]]
+        if ok.device.type != "cpu" or not bool(ok_x.all() & ok_y.all()):  # a box inside the image needs no mask
+            out = out * (ok_y[:, :, None] & ok_x[:, None, :])[:, None].to(out.dtype)  # (B, 1, H', W')
     return _from_float(out, image).reshape(out_shape)

@@ -19,15 +19,14 @@ mode; anything else (``bicubic``, half precision, another device) is handed to t
 
 numba (a wheel, no compiler) is imported here, so ``import camwarp.warp.cpu`` raises
 ``ImportError`` without it and the dispatcher drops this backend. Kernels are compiled on first
-use and cached on disk; they release the GIL and run on ``torch.get_num_threads()`` threads.
+use and cached on disk; they run on up to ``torch.get_num_threads()`` threads, torch's own OpenMP
+threads where possible (:mod:`._parallel`).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 
 import numba  # noqa: F401  (the backend is unavailable without it)
 import numpy as np
@@ -37,6 +36,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import antialias, reference
 from . import _affine2d, _kernels2d, _kernels3d, _separable
+from ._parallel import run as _run
 from ._theta import sample_theta
 
 __all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "sample_theta", "resample_separable", "supports"]
@@ -44,9 +44,6 @@ __all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "sample_the
 _MODES = {"bilinear": 0, "nearest": 1}
 _PADS = {"zeros": 0, "border": 1, "reflection": 2}
 _DTYPES = (torch.float32, torch.float64)
-_MIN_WORK = 1 << 15  # output values per thread below which a second thread does not pay
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = -1
 
 
 def supports(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
@@ -61,27 +58,6 @@ def supports(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -
     return (x.device.type == "cpu" and matrix.device.type == "cpu" and x.dtype in _DTYPES
             and matrix.is_floating_point() and mode in _MODES and padding_mode in _PADS
             and op in ("affine", "perspective", "affine3d"))
-
-
-def _run(kernel: Callable, units: int, work: int, *args) -> None:
-    """Run ``kernel(*args, lo, hi)`` over work units ``[0, units)``, split into contiguous ranges.
-
-    The kernels release the GIL (``nogil``), so ranges run on a thread pool: ``torch.get_num_threads()``
-    threads at most, fewer for small ``work``. Each unit writes only its own outputs, so the result
-    does not depend on the split. The pool is rebuilt after a ``fork`` (DataLoader workers).
-    """
-    global _pool, _pool_pid
-    n = max(1, min(torch.get_num_threads(), units, work // _MIN_WORK))
-    if n == 1:
-        kernel(*args, 0, units)
-        return
-    if _pool is None or _pool_pid != os.getpid():
-        _pool, _pool_pid = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="camwarp-cpu"), os.getpid()
-    bounds = [(k * units) // n for k in range(n + 1)]
-    futures = [_pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, n)]
-    kernel(*args, bounds[0], bounds[1])
-    for future in futures:
-        future.result()
 
 
 def _matrix(M: Tensor, d: int, size_in: Sequence[int], affine: bool) -> np.ndarray:

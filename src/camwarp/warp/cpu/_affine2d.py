@@ -11,9 +11,9 @@ float rounding. The forward computes a row's taps in one vectorized loop, then g
 channels; nothing per pixel outlives the row (no grid). ``reflection`` and images narrower than
 2 pixels stay in :mod:`._kernels2d`.
 
-The backward takes the same windows in one pass per pixel, in raster order, and adds only the
-taps in its band of input rows (deterministic, as :mod:`._kernels2d`); the matrix gradient is
-summed in float64 per output row. :func:`theta_matrix` / :func:`theta_grad` map torch's
+The backward takes the same windows per output row, scatters the image gradient in raster order
+(adding only the taps in its band of input rows: deterministic, as :mod:`._kernels2d`) and sums
+the matrix gradient in float64 per output row. :func:`theta_matrix` / :func:`theta_grad` map torch's
 normalized ``theta`` to the pixel matrix and the row sums back to ``d loss / d theta``.
 """
 
@@ -160,6 +160,116 @@ def _slope(d):
     return (-1.0 if d >= 0.0 else 1.0) if -1.0 <= d < 1.0 else 0.0
 
 
+@njit(inline="always", **_OPTS)
+def _windows(mat, y, W, H, pad, plane0, s_i, s_y, s_f):
+    """Output row ``y``'s 2 x 2 windows: first tap ``s_i``, its input row ``s_y``, weights and slopes ``s_f``.
+
+    ``s_f`` rows: x weights of taps 0, 1; y weights of taps 0, 1; then the derivatives of those
+    weights wrt ``u`` (rows 4, 5) and ``v`` (rows 6, 7), times the padding's ``du/du_raw`` (border:
+    0 where the coordinate was clamped). One branch-free, vectorizable loop.
+    """
+    a0 = mat[0, 0]
+    a1 = mat[1, 0]
+    ub = mat[0, 1] * y + mat[0, 2]
+    vb = mat[1, 1] * y + mat[1, 2]
+    for x in range(s_i.shape[0]):
+        u = a0 * x + ub
+        v = a1 * x + vb
+        if pad == 1:
+            gu = 1.0 if 0.0 < u < W - 1 else 0.0
+            gv = 1.0 if 0.0 < v < H - 1 else 0.0
+            u = min(max(u, 0.0), W - 1.0)
+            v = min(max(v, 0.0), H - 1.0)
+        else:
+            gu = gv = 1.0
+            u = min(max(u, -2.0), W + 1.0)
+            v = min(max(v, -2.0), H + 1.0)
+        xl = min(max(int(math.floor(u)), 0), W - 2)
+        yl = min(max(int(math.floor(v)), 0), H - 2)
+        dx = u - xl
+        dy = v - yl
+        s_i[x] = plane0 + yl * W + xl
+        s_y[x] = yl
+        s_f[0, x] = max(0.0, 1.0 - abs(dx))
+        s_f[1, x] = max(0.0, 1.0 - abs(dx - 1.0))
+        s_f[2, x] = max(0.0, 1.0 - abs(dy))
+        s_f[3, x] = max(0.0, 1.0 - abs(dy - 1.0))
+        s_f[4, x] = _slope(dx) * gu
+        s_f[5, x] = _slope(dx - 1.0) * gu
+        s_f[6, x] = _slope(dy) * gv
+        s_f[7, x] = _slope(dy - 1.0) * gv
+
+
+@njit(inline="always", **_OPTS)
+def _scatter(gsrc, gdst, s_i, s_y, s_f, pc, gc, W, r0, r1, whole):
+    """Add one output row's gradient ``gdst[gc:]`` into ``gsrc`` through its windows, input rows ``[r0, r1)`` only."""
+    for x in range(s_i.shape[0]):
+        i = s_i[x] + pc
+        g = gdst[gc + x]
+        yl = s_y[x]
+        if whole or r0 <= yl < r1:
+            g0 = s_f[2, x] * g
+            gsrc[i] += s_f[0, x] * g0
+            gsrc[i + 1] += s_f[1, x] * g0
+        if whole or r0 <= yl + 1 < r1:
+            g1 = s_f[3, x] * g
+            gsrc[i + W] += s_f[0, x] * g1
+            gsrc[i + W + 1] += s_f[1, x] * g1
+
+
+@njit(inline="always", **_OPTS)
+def _du_dv(src, i, W, g, wx0, wx1, wy0, wy1, sx0, sx1, sy0, sy1):
+    """``g`` times the derivatives of the bilinear value at window ``i`` along ``u`` and ``v``."""
+    p00 = src[i]
+    p01 = src[i + 1]
+    p10 = src[i + W]
+    p11 = src[i + W + 1]
+    return (g * (wy0 * (sx0 * p00 + sx1 * p01) + wy1 * (sx0 * p10 + sx1 * p11)),
+            g * (wx0 * (sy0 * p00 + sy1 * p10) + wx1 * (sy0 * p01 + sy1 * p11)))
+
+
+@njit(inline="always", **_OPTS)
+def _row_grad(src, gdst, s_i, s_f, go, W, y):
+    """One channel: the sums ``(du x, du y, du, dv x, dv y, dv)`` over an output row (float64)."""
+    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
+    for x in range(s_i.shape[0]):
+        du, dv = _du_dv(src, s_i[x], W, gdst[go + x], s_f[0, x], s_f[1, x], s_f[2, x], s_f[3, x],
+                        s_f[4, x], s_f[5, x], s_f[6, x], s_f[7, x])
+        s0 += du * x
+        s1 += du * y
+        s2 += du
+        s3 += dv * x
+        s4 += dv * y
+        s5 += dv
+    return np.array([s0, s1, s2, s3, s4, s5])
+
+
+@njit(inline="always", **_OPTS)
+def _row_grad_channels(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, out):
+    """:func:`_row_grad` for ``C`` channels (summed per pixel over channels first), into ``out[:6]``."""
+    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
+    for x in range(s_i.shape[0]):
+        du = 0.0
+        dv = 0.0
+        for c in range(C):
+            a, b = _du_dv(src, s_i[x] + c * plane, W, gdst[go + c * oplane + x], s_f[0, x], s_f[1, x],
+                          s_f[2, x], s_f[3, x], s_f[4, x], s_f[5, x], s_f[6, x], s_f[7, x])
+            du += a
+            dv += b
+        s0 += du * x
+        s1 += du * y
+        s2 += du
+        s3 += dv * x
+        s4 += dv * y
+        s5 += dv
+    out[0] = s0
+    out[1] = s1
+    out[2] = s2
+    out[3] = s3
+    out[4] = s4
+    out[5] = s5
+
+
 @njit(**_OPTS)
 def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, hi):
     """Gradients of :func:`forward` (zeros/border, image at least 2 x 2) for work units ``b bands + k`` in ``[lo, hi)``.
@@ -169,8 +279,9 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
     row of item ``b`` in raster order (so each input pixel receives its contributions in one fixed
     order whatever the number of bands), and writes output rows ``[k H' / bands, (k+1) H' / bands)``
     of ``rowgrad[b]`` (``(B, H', 9)`` float64 sums along each row of ``d loss / d M_b``; entries
-    6-8 stay 0). Every pixel takes :func:`forward`'s branch-free 2 x 2 window; the value's
-    derivative along an axis is ``sum_taps slope(u - j) p_j`` (``_slope``), times the padding's.
+    6-8 stay 0). Per output row: :func:`_windows` (forward's branch-free 2 x 2 windows), then one
+    scatter loop for the image gradient and one gather loop for the matrix gradient (the value's
+    derivative along an axis is ``sum_taps slope(u - j) p_j``, times the padding's).
     """
     B, C, H, W = img.shape
     Ho, Wo = gout.shape[2], gout.shape[3]
@@ -181,7 +292,7 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
     oplane = Ho * Wo
     s_i = np.empty(Wo, dtype=np.int64)
     s_y = np.empty(Wo, dtype=np.int64)
-    s_f = np.empty((8, Wo))
+    s_f = np.empty((8, Wo), dtype=img.dtype)
     for unit in range(lo, hi):
         b = unit // bands
         k = unit - b * bands
@@ -189,85 +300,17 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
         r1 = ((k + 1) * H) // bands
         o0 = (k * Ho) // bands
         o1 = ((k + 1) * Ho) // bands
-        a0 = mat[b, 0, 0]
-        a1 = mat[b, 1, 0]
-        pb = b * C * plane
         for y in range(Ho):
             own = need_mat and o0 <= y < o1
             if not own and not need_img:
                 continue
-            ub = mat[b, 0, 1] * y + mat[b, 0, 2]
-            vb = mat[b, 1, 1] * y + mat[b, 1, 2]
-            for x in range(Wo):  # the row's windows (vectorized): first tap, offsets, padding slopes
-                u = a0 * x + ub
-                v = a1 * x + vb
-                if pad == 1:
-                    gu = 1.0 if 0.0 < u < W - 1 else 0.0
-                    gv = 1.0 if 0.0 < v < H - 1 else 0.0
-                    u = min(max(u, 0.0), W - 1.0)
-                    v = min(max(v, 0.0), H - 1.0)
-                else:
-                    gu = gv = 1.0
-                    u = min(max(u, -2.0), W + 1.0)
-                    v = min(max(v, -2.0), H + 1.0)
-                xl = min(max(int(math.floor(u)), 0), W - 2)
-                yl = min(max(int(math.floor(v)), 0), H - 2)
-                dx = u - xl
-                dy = v - yl
-                s_i[x] = pb + yl * W + xl
-                s_y[x] = yl
-                s_f[0, x] = max(0.0, 1.0 - abs(dx))
-                s_f[1, x] = max(0.0, 1.0 - abs(dx - 1.0))
-                s_f[2, x] = max(0.0, 1.0 - abs(dy))
-                s_f[3, x] = max(0.0, 1.0 - abs(dy - 1.0))
-                s_f[4, x] = _slope(dx) * gu
-                s_f[5, x] = _slope(dx - 1.0) * gu
-                s_f[6, x] = _slope(dy) * gv
-                s_f[7, x] = _slope(dy - 1.0) * gv
-            s0 = s1 = s2 = s3 = s4 = s5 = 0.0
-            for x in range(Wo):
-                i = s_i[x]
-                yl = s_y[x]
-                wx0 = s_f[0, x]
-                wx1 = s_f[1, x]
-                wy0 = s_f[2, x]
-                wy1 = s_f[3, x]
-                in0 = need_img and r0 <= yl < r1
-                in1 = need_img and r0 <= yl + 1 < r1
-                du = 0.0
-                dv = 0.0
+            _windows(mat[b], y, W, H, pad, b * C * plane, s_i, s_y, s_f)
+            go = b * C * oplane + y * Wo
+            if need_img:
                 for c in range(C):
-                    g = gdst[(b * C + c) * oplane + y * Wo + x]
-                    if in0:
-                        g0 = wy0 * g
-                        gsrc[i] += wx0 * g0
-                        gsrc[i + 1] += wx1 * g0
-                    if in1:
-                        g1 = wy1 * g
-                        gsrc[i + W] += wx0 * g1
-                        gsrc[i + W + 1] += wx1 * g1
-                    if own:
-                        p00 = src[i]
-                        p01 = src[i + 1]
-                        p10 = src[i + W]
-                        p11 = src[i + W + 1]
-                        sx0 = s_f[4, x]
-                        sx1 = s_f[5, x]
-                        sy0 = s_f[6, x]
-                        sy1 = s_f[7, x]
-                        du += g * (wy0 * (sx0 * p00 + sx1 * p01) + wy1 * (sx0 * p10 + sx1 * p11))
-                        dv += g * (wx0 * (sy0 * p00 + sy1 * p10) + wx1 * (sy0 * p01 + sy1 * p11))
-                    i += plane
-                s0 += du * x
-                s1 += du * y
-                s2 += du
-                s3 += dv * x
-                s4 += dv * y
-                s5 += dv
+                    _scatter(gsrc, gdst, s_i, s_y, s_f, c * plane, go + c * oplane, W, r0, r1, bands == 1)
             if own:
-                rowgrad[b, y, 0] = s0
-                rowgrad[b, y, 1] = s1
-                rowgrad[b, y, 2] = s2
-                rowgrad[b, y, 3] = s3
-                rowgrad[b, y, 4] = s4
-                rowgrad[b, y, 5] = s5
+                if C == 1:
+                    rowgrad[b, y, :6] = _row_grad(src, gdst, s_i, s_f, go, W, y)
+                else:
+                    _row_grad_channels(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, rowgrad[b, y])

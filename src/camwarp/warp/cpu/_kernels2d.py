@@ -27,7 +27,7 @@ from numba import njit
 
 __all__: list[str] = []
 
-_OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})  # FMA: a rounding-level change
+_OPTS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 _FAR = 1e9  # coordinates are clamped to +-_FAR (far outside any image) so int conversion is safe
 _NS = 9     # scratch rows: u, v, gu, gv, ur, vr, w, tx, ty
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from . import _affine2d, _kernels2d
+from ._parallel import run as _run
 
 __all__ = ["sample_theta"]
 
@@ -33,8 +34,6 @@ class _SampleTheta(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, image: Tensor, theta: Tensor, size: tuple[int, int], pad: int) -> Tensor:
-        from . import _run  # the package's thread splitter (the package imports this module)
-
         img = image.detach()
         if not img.is_contiguous():
             img = img.contiguous()
@@ -55,8 +54,6 @@ class _SampleTheta(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, gout: Tensor):
-        from . import _run  # the package's thread splitter (the package imports this module)
-
         (img,) = ctx.saved_tensors
         pad, tdtype, (Wo, Ho) = ctx.args
         need_img, need_th = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
