@@ -209,18 +209,8 @@ def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode
                   padding_mode: str = "zeros") -> Tensor:
     """Sample ``image`` at ``src_from_dst @ p`` for every output pixel ``p`` (affine, pixels, centre frame).
 
-    Same contract and result as :func:`camwarp.warp.reference.sample_affine` (up to float rounding);
-    unsupported calls (see :func:`supports`) are handed to it.
-
-    Args:
-        image: ``(B, C, H, W)`` float.
-        src_from_dst: ``(B, 3, 3)`` or ``(B, 2, 3)`` dst->src pixel matrix.
-        size: output ``(W', H')``.
-        mode: ``"bilinear"`` or ``"nearest"`` here (``"bicubic"`` goes to the reference).
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        ``(B, C, H', W')`` in ``image``'s dtype, differentiable in ``image`` and ``src_from_dst``.
+    Same contract (arguments, result) as :func:`camwarp.warp.reference.sample_affine`;
+    calls this backend does not run (see :func:`supports`) go to the reference.
 
     Example:
         >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
@@ -237,18 +227,9 @@ def sample_perspective(image: Tensor, src_from_dst: Tensor, size: Sequence[int],
                        padding_mode: str = "zeros") -> Tensor:
     """Sample ``image`` at ``src_from_dst @ p`` with the homogeneous divide (projective, pixels, centre frame).
 
-    Same contract as :func:`camwarp.warp.reference.sample_perspective` (points with ``w <= 0`` read
-    as outside the image); unsupported calls go to the reference.
-
-    Args:
-        image: ``(B, C, H, W)`` float.
-        src_from_dst: ``(B, 3, 3)`` dst->src pixel homography.
-        size: output ``(W', H')``.
-        mode: ``"bilinear"`` or ``"nearest"``.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        ``(B, C, H', W')`` in ``image``'s dtype.
+    Same contract (arguments, result) as
+    :func:`camwarp.warp.reference.sample_perspective`; calls this backend does not run (see
+    :func:`supports`) go to the reference.
 
     Example:
         >>> sample_perspective(torch.ones(2, 3, 5, 7), torch.eye(3).expand(2, 3, 3), (4, 6)).shape
@@ -263,17 +244,8 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
                     padding_mode: str = "zeros") -> Tensor:
     """Sample ``volume`` at ``src_from_dst @ p`` for every output voxel ``p`` (affine, voxels, centre frame).
 
-    Same contract as :func:`camwarp.warp.reference.sample_affine3d`.
-
-    Args:
-        volume: ``(B, C, D, H, W)`` float.
-        src_from_dst: ``(B, 4, 4)`` or ``(B, 3, 4)`` dst->src voxel matrix on ``(u, v, w)``.
-        size: output ``(W', H', D')``.
-        mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        ``(B, C, D', H', W')`` in ``volume``'s dtype.
+    Same contract (arguments, result) as :func:`camwarp.warp.reference.sample_affine3d`;
+    calls this backend does not run (see :func:`supports`) go to the reference.
 
     Example:
         >>> sample_affine3d(torch.ones(1, 2, 3, 4, 5), torch.eye(4)[None], (5, 4, 3)).shape

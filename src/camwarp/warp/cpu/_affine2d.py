@@ -206,20 +206,27 @@ def _scatter(gsrc, gdst, s_i, s_y, s_f, pc, gc, W, r0, r1, whole):
     for x in range(s_i.shape[0]):
         i = s_i[x] + pc
         g = gdst[gc + x]
-        yl = s_y[x]
-        if whole or r0 <= yl < r1:
+        if whole or r0 <= s_y[x] < r1:
             g0 = s_f[2, x] * g
             gsrc[i] += s_f[0, x] * g0
             gsrc[i + 1] += s_f[1, x] * g0
-        if whole or r0 <= yl + 1 < r1:
+        if whole or r0 <= s_y[x] + 1 < r1:
             g1 = s_f[3, x] * g
             gsrc[i + W] += s_f[0, x] * g1
             gsrc[i + W + 1] += s_f[1, x] * g1
 
 
 @njit(inline="always", **_OPTS)
-def _du_dv(src, i, W, g, wx0, wx1, wy0, wy1, sx0, sx1, sy0, sy1):
-    """``g`` times the derivatives of the bilinear value at window ``i`` along ``u`` and ``v``."""
+def _du_dv(src, i, W, g, s_f, x):
+    """``g`` times the derivatives of the bilinear value at window ``i`` (pixel ``x``'s ``s_f``) along ``u`` and ``v``."""
+    wx0 = s_f[0, x]
+    wx1 = s_f[1, x]
+    wy0 = s_f[2, x]
+    wy1 = s_f[3, x]
+    sx0 = s_f[4, x]
+    sx1 = s_f[5, x]
+    sy0 = s_f[6, x]
+    sy1 = s_f[7, x]
     p00 = src[i]
     p01 = src[i + 1]
     p10 = src[i + W]
@@ -229,33 +236,22 @@ def _du_dv(src, i, W, g, wx0, wx1, wy0, wy1, sx0, sx1, sy0, sy1):
 
 
 @njit(inline="always", **_OPTS)
-def _row_grad(src, gdst, s_i, s_f, go, W, y):
-    """One channel: the sums ``(du x, du y, du, dv x, dv y, dv)`` over an output row (float64)."""
+def _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, out):
+    """Sums ``(du x, du y, du, dv x, dv y, dv)`` over output row ``y`` into ``out[:6]`` (float64).
+
+    ``du``, ``dv``: a pixel's loss derivatives wrt its sampled coordinate, summed over channels.
+    """
     s0 = s1 = s2 = s3 = s4 = s5 = 0.0
     for x in range(s_i.shape[0]):
-        du, dv = _du_dv(src, s_i[x], W, gdst[go + x], s_f[0, x], s_f[1, x], s_f[2, x], s_f[3, x],
-                        s_f[4, x], s_f[5, x], s_f[6, x], s_f[7, x])
-        s0 += du * x
-        s1 += du * y
-        s2 += du
-        s3 += dv * x
-        s4 += dv * y
-        s5 += dv
-    return np.array([s0, s1, s2, s3, s4, s5])
-
-
-@njit(inline="always", **_OPTS)
-def _row_grad_channels(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, out):
-    """:func:`_row_grad` for ``C`` channels (summed per pixel over channels first), into ``out[:6]``."""
-    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
-    for x in range(s_i.shape[0]):
-        du = 0.0
-        dv = 0.0
-        for c in range(C):
-            a, b = _du_dv(src, s_i[x] + c * plane, W, gdst[go + c * oplane + x], s_f[0, x], s_f[1, x],
-                          s_f[2, x], s_f[3, x], s_f[4, x], s_f[5, x], s_f[6, x], s_f[7, x])
-            du += a
-            dv += b
+        i = s_i[x]
+        if C == 1:  # loop-invariant: compiled as two loops
+            du, dv = _du_dv(src, i, W, gdst[go + x], s_f, x)
+        else:
+            du = dv = 0.0
+            for c in range(C):
+                a, b = _du_dv(src, i + c * plane, W, gdst[go + c * oplane + x], s_f, x)
+                du += a
+                dv += b
         s0 += du * x
         s1 += du * y
         s2 += du
@@ -310,7 +306,4 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
                 for c in range(C):
                     _scatter(gsrc, gdst, s_i, s_y, s_f, c * plane, go + c * oplane, W, r0, r1, bands == 1)
             if own:
-                if C == 1:
-                    rowgrad[b, y, :6] = _row_grad(src, gdst, s_i, s_f, go, W, y)
-                else:
-                    _row_grad_channels(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, rowgrad[b, y])
+                _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, rowgrad[b, y])

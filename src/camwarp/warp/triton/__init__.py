@@ -64,18 +64,9 @@ def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode
                   padding_mode: str = "zeros") -> Tensor:
     """Sample ``image`` at ``src_from_dst @ p`` for every output pixel ``p`` (affine, pixels, centre frame).
 
-    Same contract and result as :func:`camwarp.warp.reference.sample_affine` (up to float rounding);
-    unsupported calls (see :func:`supports`) are handed to it.
-
-    Args:
-        image: ``(B, C, H, W)`` float, any strides.
-        src_from_dst: ``(B, 3, 3)`` or ``(B, 2, 3)`` dst->src pixel matrix.
-        size: output ``(W', H')``.
-        mode: ``"bilinear"`` or ``"nearest"``.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        ``(B, C, H', W')`` in ``image``'s dtype and memory format, differentiable in both inputs.
+    Same contract (arguments, result) as :func:`camwarp.warp.reference.sample_affine`;
+    calls this backend does not run (see :func:`supports`) go to the reference.
+    Any strides; the result keeps the input's memory format (channels-last stays channels-last).
 
     Example:
         >>> sample_affine(torch.ones(1, 1, 2, 2), torch.eye(3)[None], (2, 2)).shape
@@ -91,18 +82,10 @@ def sample_perspective(image: Tensor, src_from_dst: Tensor, size: Sequence[int],
                        padding_mode: str = "zeros") -> Tensor:
     """Sample ``image`` at ``src_from_dst @ p`` with the homogeneous divide (projective, pixels, centre frame).
 
-    Same contract as :func:`camwarp.warp.reference.sample_perspective` (points with ``w <= 0``
-    read as outside the image).
-
-    Args:
-        image: ``(B, C, H, W)`` float.
-        src_from_dst: ``(B, 3, 3)`` dst->src pixel homography.
-        size: output ``(W', H')``.
-        mode: ``"bilinear"`` or ``"nearest"``.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        ``(B, C, H', W')`` in ``image``'s dtype.
+    Same contract (arguments, result) as
+    :func:`camwarp.warp.reference.sample_perspective`; calls this backend does not run (see
+    :func:`supports`) go to the reference.
+    Any strides; the result keeps the input's memory format (channels-last stays channels-last).
 
     Example:
         >>> sample_perspective(torch.ones(1, 1, 2, 2), torch.eye(3)[None], (3, 2)).shape
@@ -118,17 +101,9 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
                     padding_mode: str = "zeros") -> Tensor:
     """Sample ``volume`` at ``src_from_dst @ p`` for every output voxel ``p`` (affine, voxels, centre frame).
 
-    Same contract as :func:`camwarp.warp.reference.sample_affine3d`.
-
-    Args:
-        volume: ``(B, C, D, H, W)`` float, any strides.
-        src_from_dst: ``(B, 4, 4)`` or ``(B, 3, 4)`` dst->src voxel matrix on ``(u, v, w)``.
-        size: output ``(W', H', D')``.
-        mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
-
-    Returns:
-        ``(B, C, D', H', W')`` in ``volume``'s dtype.
+    Same contract (arguments, result) as :func:`camwarp.warp.reference.sample_affine3d`;
+    calls this backend does not run (see :func:`supports`) go to the reference.
+    Any strides; the result keeps the input's memory format (channels-last stays channels-last).
 
     Example:
         >>> sample_affine3d(torch.ones(1, 1, 2, 2, 2), torch.eye(4)[None], (2, 2, 2)).shape
