@@ -56,12 +56,13 @@ def _demo(args: argparse.Namespace) -> int:
 
     if not args.skip_training:
         from ..train import TrainConfig, fit
+        from .stn import TqdmProgress
 
         # lr 0.05 after one warm-up epoch: at 0.1 the ST-CNN can collapse on 5000 digits.
         cfg = TrainConfig(task="rts", model="st-cnn", transform="affine", epochs=args.epochs, lr=0.05,
                           warmup_epochs=1.0, seed=args.seed, device=args.device, out=args.out)
         t0 = time.perf_counter()
-        metrics = fit(cfg, progress=not args.no_progress)
+        metrics = fit(cfg, progress=None if args.no_progress else TqdmProgress())
         print(f"ST-CNN (affine) on RTS digits, embedded subset: test error {100 * metrics['test_error']:.2f}% on "
               f"{metrics['test_count']} digits after {metrics['epochs_completed']} epochs "
               f"({time.perf_counter() - t0:.0f} s)")

@@ -2,7 +2,7 @@
 
 Started by ``torchrun --nproc-per-node G -m camwarp stn train ...`` every process reads
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``, joins the process group (NCCL on CUDA, Gloo on CPU) and
-trains on its shard of every epoch (``DistributedSampler``); rank 0 alone writes files and shows
+trains on its shard of every epoch (``DistributedSampler``); rank 0 alone writes files and reports
 progress. A plain start is a world of one.
 """
 

@@ -2,11 +2,11 @@
 
 :func:`fit` runs a :class:`~camwarp.train.TrainConfig`: it builds the model with
 :func:`camwarp.stn.build_model`, serves :class:`camwarp.data.DistortedMNIST` (fresh distortions
-every epoch, a fixed test set), shows a tqdm bar per epoch (loss, accuracy, img/s), saves a
-checkpoint after every epoch (``--resume`` continues bit for bit), and writes ``metrics.json``
-and PNG figures to the run directory. Under ``torchrun`` it trains with DDP. :func:`evaluate`
-computes test loss and error; :func:`evaluate_checkpoint` rebuilds a run from its checkpoint.
-This package is an application layer beside :mod:`camwarp.cli` (hence its progress bars).
+every epoch, a fixed test set), reports progress to optional :class:`~camwarp.train.TrainProgress`
+hooks (the CLI's draw tqdm bars), saves a checkpoint after every epoch (``--resume`` continues bit for
+bit), and writes ``metrics.json`` and PNG figures to the run directory. Under ``torchrun`` it
+trains with DDP. :func:`evaluate` computes test loss and error; :func:`evaluate_checkpoint`
+rebuilds a run from its checkpoint.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import math
 import platform
-import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from . import distributed
 from .checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .figures import save_learning_curve, save_rectification
+from .progress import TrainProgress
 
 __all__ = ["fit", "evaluate", "evaluate_checkpoint", "build_classifier", "build_datasets", "METRICS_NAME"]
 
@@ -137,7 +138,7 @@ def _check_resume(cfg: TrainConfig, stored: dict[str, Any]) -> None:
                          "pass the same settings or another --out")
 
 
-def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: bool = True,
+def fit(cfg: TrainConfig, resume: bool = False, progress: TrainProgress | None = None, figures: bool = True,
         stop_after: int | None = None) -> dict[str, Any]:
     """Train ``cfg`` to ``cfg.epochs`` and return the metrics (also written to ``out/metrics.json``).
 
@@ -146,7 +147,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: 
         resume: continue from ``out/checkpoint.pt`` (its settings must match ``cfg`` except
             ``epochs``, ``device``, ``workers``, ``out``, ``data_dir``); without a checkpoint,
             start afresh.
-        progress: show a tqdm bar per epoch (rank 0 only).
+        progress: hooks called as training goes, on rank 0 only (:class:`TrainProgress`;
+            ``camwarp.cli.stn.TqdmProgress`` draws the CLI's bars); ``None``: silent.
         figures: write ``rectification.png`` and ``learning_curve.png`` at the end.
         stop_after: stop once this many epochs (of the ``cfg.epochs``-long schedule) are done, as
             an interrupted job would; ``resume=True`` later continues exactly.
@@ -156,11 +158,14 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: 
         ``train_time_s``, ``train_img_per_s``, environment details.
 
     Raises:
+        TypeError: ``progress`` is a bool rather than hooks or ``None``.
         ValueError: a resume with different settings; bad settings (from the data or the model).
     """
-    from tqdm import tqdm
-
+    if isinstance(progress, bool):
+        raise TypeError("fit: progress must be a TrainProgress (e.g. camwarp.cli.stn.TqdmProgress()) or None, "
+                        f"got {progress!r}")
     info = distributed.setup(cfg.device)
+    hooks = progress if progress is not None and info.main else TrainProgress()
     out = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     train_set, test_set = build_datasets(cfg)
@@ -192,10 +197,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: 
         net.train()
         sums = torch.zeros(3, dtype=torch.float64, device=info.device)
         t0 = time.perf_counter()
-        bar = tqdm(_loader(train_set, cfg.batch_size, sampler, cfg.workers), total=steps_per_epoch,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and info.main), leave=True,
-                   dynamic_ncols=True, file=sys.stderr)
-        for batch in bar:
+        running = partial(_running_metrics, sums, t0, info.world_size)  # sums grows in place
+        hooks.on_epoch_start(epoch + 1, cfg.epochs, steps_per_epoch)
+        for step, batch in enumerate(_loader(train_set, cfg.batch_size, sampler, cfg.workers), 1):
             x, y = batch["image"].to(info.device, non_blocking=True), batch["label"].to(info.device)
             logits = net(x)
             loss = F.cross_entropy(logits, y)
@@ -206,11 +210,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: 
             with torch.no_grad():
                 sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
                                      torch.tensor(float(len(y)), dtype=torch.float64, device=info.device)])
-            if not bar.disable and (bar.n % 10 == 0 or bar.n == steps_per_epoch - 1):  # a sync: only when shown
-                done = sums.tolist()
-                bar.set_postfix(loss=f"{done[0] / done[2]:.3f}", acc=f"{done[1] / done[2]:.3f}",
-                                img_s=f"{done[2] * info.world_size / (time.perf_counter() - t0):.0f}")
-        bar.close()
+            hooks.on_step(epoch + 1, step, steps_per_epoch, running)
         seconds = time.perf_counter() - t0
         train_time += seconds
         loss_sum, correct, count = distributed.all_sum(sums, info).tolist()
@@ -219,11 +219,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: 
                  "lr": optimizer.param_groups[0]["lr"]}
         entry.update(evaluate(model, test_set, 256, info.device, info, cfg.workers))
         history.append(entry)
+        hooks.on_epoch_end(dict(entry))
         if info.main:
-            if progress:
-                print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {entry['train_loss']:.4f}, test error "
-                      f"{100 * entry['test_error']:.2f}% ({entry['test_count']} digits), "
-                      f"{entry['img_per_s']:.0f} img/s", file=sys.stderr)
             save_checkpoint(out / CHECKPOINT_NAME, {
                 "config": cfg.to_dict(), "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -236,6 +233,13 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True, figures: 
             _figures(cfg, model, test_set, out, info.device)
     distributed.teardown(info)
     return metrics
+
+
+def _running_metrics(sums: torch.Tensor, t0: float, world_size: int) -> dict[str, float]:
+    """The epoch so far from ``sums`` = (loss sum, correct, count) on this process; a device sync."""
+    loss_sum, correct, count = sums.tolist()
+    return {"loss": loss_sum / count, "acc": correct / count,
+            "img_s": count * world_size / (time.perf_counter() - t0)}
 
 
 def _metrics(cfg: TrainConfig, history: list[dict[str, Any]], train_time: float, info: distributed.DistInfo,
