@@ -38,6 +38,8 @@ import camwarp
 from camwarp.prepare import default_workers, prepare
 from camwarp.prepare.synthetic import make_dataset
 
+import _common
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 START, END = "<!-- prepare:start -->", "<!-- prepare:end -->"
 
@@ -117,20 +119,12 @@ def stage_times(src: Path, ops: list, repeat: int = 3) -> dict[str, float]:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = _common.cpu_name(default=platform.processor() or platform.machine())
     return f"{cpu}, {default_workers()} usable cores, {platform.system()} {platform.release()}"
 
 
 def _versions() -> str:
-    return (f"Python {platform.python_version()}, torch {torch.__version__}, OpenCV {cv2.__version__}, "
-            f"Pillow {PIL.__version__}, NumPy {np.__version__}, camwarp {camwarp.__version__}")
+    return _common.versions(("torch", torch), ("OpenCV", cv2), ("Pillow", PIL), ("NumPy", np), ("camwarp", camwarp))
 
 
 def write_section(text: str, doc: Path = DOC) -> None:

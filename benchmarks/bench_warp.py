@@ -31,6 +31,8 @@ import camwarp
 from camwarp.geometry import denormalize_matrix, normalize_matrix, rotate_matrix
 from camwarp.stn.transformer import sample_theta
 
+import _common
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- warp:start -->", "<!-- warp:end -->"
@@ -245,14 +247,7 @@ def copy_bandwidth(device: str) -> float:
 
 
 def machine(device: str) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = _common.cpu_name(default=platform.processor() or "unknown CPU")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     text = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads used; load average {load:.1f} at start"
     if device == "cuda":
@@ -261,13 +256,10 @@ def machine(device: str) -> str:
 
 
 def versions() -> str:
-    import numba  # noqa: F401 (the CPU backend's compiler)
-    parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}", f"camwarp {camwarp.__version__}",
-             f"numba {sys.modules['numba'].__version__}"]
-    for name, mod in (("OpenCV", cv2), ("kornia", kornia), ("triton", optional("triton"))):
-        if mod is not None:
-            parts.append(f"{name} {mod.__version__}")
-    return ", ".join(parts)
+    import numba  # the CPU backend's compiler
+
+    return _common.versions(("torch", torch), ("camwarp", camwarp), ("numba", numba), ("OpenCV", cv2),
+                            ("kornia", kornia), ("triton", optional("triton")))
 
 
 def table(results: list[tuple[dict, dict[str, float]]], bandwidth: float | None) -> str:

@@ -18,25 +18,16 @@ check fails.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 import torch
 
 import camwarp
 from camwarp.transforms import Compose, RandomHFlip, RandomResizedCrop, RandomRotation
 
+from _common import check, example_parser, output_dir, pyplot, save_figure
+
 F64 = torch.float64
 SIZE = (320, 240)   # (W, H)
 RADIUS = 9.0        # disk radius of each object, pixels
-
-
-def check(ok: bool, what: str) -> None:
-    """Print a check's outcome; stop the script with a non-zero exit code when it fails."""
-    print(f"  [{'ok' if ok else 'FAILED'}] {what}")
-    if not ok:
-        raise SystemExit(f"check failed: {what}")
 
 
 def make_scene(cam: camwarp.Camera, X: torch.Tensor) -> dict:
@@ -59,12 +50,10 @@ def make_scene(cam: camwarp.Camera, X: torch.Tensor) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="directory for the figure (default: a temp dir)")
+    parser = example_parser(__doc__)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random chain")
     args = parser.parse_args(argv)
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="camwarp_augment_"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(args.out, "camwarp_augment_")
 
     # A distorted camera (radial + tangential) and five 3D points in its frame.
     cam = camwarp.Camera(torch.tensor(300.0, dtype=F64), 290.0, 161.0, 118.5, *SIZE,
@@ -113,11 +102,7 @@ def main(argv: list[str] | None = None) -> None:
           "the mask label under each visible keypoint is its object's")
 
     # --- Figure ---------------------------------------------------------------------------------
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, B + 1, figsize=(3.2 * (B + 1), 5.2))
     panels = [(one["image"], one["depth"], one["keypoints"], one["boxes"], "source")]
     panels += [(out["image"][b], out["depth"][b], projected[b], out["boxes"][b], f"draw {b}") for b in range(B)]
@@ -131,11 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         axes[1, col].set_title("depth", fontsize=8)
     for ax in axes.flat:
         ax.set_axis_off()
-    fig.tight_layout()
-    path = out_dir / "augment_sample.png"
-    fig.savefig(path, dpi=70)
-    plt.close(fig)
-    print(f"figure: {path}")
+    save_figure(fig, out_dir / "augment_sample.png", dpi=70)
     print("all checks passed")
 
 

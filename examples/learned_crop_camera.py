@@ -18,10 +18,6 @@ Exits non-zero if a check fails.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,40 +26,17 @@ import camwarp
 from camwarp.geometry import invert, transform_points
 from camwarp.stn import SpatialTransformer
 
+from _common import centroid, check, example_parser, gaussian, output_dir, pyplot, save_figure
+
 F64 = torch.float64
 IN_SIZE, OUT_SIZE = (128, 96), (48, 36)   # (W, H) of the input image and of the transformer's output
 
 
-def check(ok: bool, what: str) -> None:
-    """Print a check's outcome; stop the script with a non-zero exit code when it fails."""
-    print(f"  [{'ok' if ok else 'FAILED'}] {what}")
-    if not ok:
-        raise SystemExit(f"check failed: {what}")
-
-
-def gaussian(center: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
-    """``(H, W)`` Gaussian blob at pixel ``center`` (OpenCV centre frame)."""
-    W, H = size
-    u = torch.arange(W, dtype=torch.float32) - float(center[0])
-    v = torch.arange(H, dtype=torch.float32) - float(center[1])
-    return torch.exp(-(v[:, None] ** 2 + u[None, :] ** 2) / (2 * sigma**2))
-
-
-def centroid(image: torch.Tensor) -> torch.Tensor:
-    """Intensity-weighted mean pixel ``(u, v)`` of a ``(H, W)`` image."""
-    H, W = image.shape
-    w = image.detach().to(F64)
-    u, v = torch.arange(W, dtype=F64), torch.arange(H, dtype=F64)
-    return torch.stack([(w.sum(0) * u).sum(), (w.sum(1) * v).sum()]) / w.sum()
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="directory for the figure (default: a temp dir)")
+    parser = example_parser(__doc__)
     parser.add_argument("--steps", type=int, default=60, help="training steps (default 60)")
     args = parser.parse_args(argv)
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="camwarp_stn_"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(args.out, "camwarp_stn_")
     torch.manual_seed(0)
 
     # --- A calibrated camera and a 3D point on an object ----------------------------------------
@@ -131,11 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     check(err < 0.05, f"the marker in the STN output sits where the virtual camera projects the point ({err:.4f} px)")
 
     # --- Figure ---------------------------------------------------------------------------------
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     show = lambda t: (t[0] + 0.6 * t[1] + t[2]).clamp(0, 1).detach().numpy()  # noqa: E731
     axes[0].imshow(show(image[0]), cmap="gray", extent=(-0.5, W - 0.5, H - 0.5, -0.5))
@@ -149,11 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     axes[2].plot(losses)
     axes[2].set_yscale("log")
     axes[2].set_title("training loss")
-    fig.tight_layout()
-    path = out_dir / "learned_crop_camera.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"figure: {path}")
+    save_figure(fig, out_dir / "learned_crop_camera.png")
     print("all checks passed")
 
 

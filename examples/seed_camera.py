@@ -17,31 +17,14 @@ Exits non-zero if a check fails.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 import torch
 
 import camwarp
 from camwarp.geometry import compose, crop_matrix, resize_matrix, transform_points
 
+from _common import centroid, check, example_parser, gaussian, output_dir, pyplot, save_figure
+
 F64 = torch.float64
-
-
-def check(ok: bool, what: str) -> None:
-    """Print a check's outcome; stop the script with a non-zero exit code when it fails."""
-    print(f"  [{'ok' if ok else 'FAILED'}] {what}")
-    if not ok:
-        raise SystemExit(f"check failed: {what}")
-
-
-def blob_image(center: torch.Tensor, size: tuple[int, int], sigma: float) -> torch.Tensor:
-    """A ``(1, H, W)`` image holding a Gaussian blob centred at pixel ``center`` (OpenCV frame)."""
-    W, H = size
-    u = torch.arange(W, dtype=torch.float32) - float(center[0])
-    v = torch.arange(H, dtype=torch.float32) - float(center[1])
-    return torch.exp(-(v[:, None] ** 2 + u[None, :] ** 2) / (2 * sigma**2))[None]
 
 
 def checker_image(size: tuple[int, int], square: int) -> torch.Tensor:
@@ -52,22 +35,9 @@ def checker_image(size: tuple[int, int], square: int) -> torch.Tensor:
     return ((u[None, :] + v[:, None]) % 2).to(torch.float32)[None] * 0.5 + 0.25
 
 
-def centroid(image: torch.Tensor) -> torch.Tensor:
-    """Intensity-weighted mean pixel ``(u, v)`` of a ``(H, W)`` image (OpenCV frame)."""
-    H, W = image.shape
-    w = image.to(F64)
-    u = torch.arange(W, dtype=F64)
-    v = torch.arange(H, dtype=F64)
-    total = w.sum()
-    return torch.stack([(w.sum(0) * u).sum() / total, (w.sum(1) * v).sum() / total])
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="directory for the figure (default: a temp dir)")
-    args = parser.parse_args(argv)
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="camwarp_seed_"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    args = example_parser(__doc__).parse_args(argv)
+    out_dir = output_dir(args.out, "camwarp_seed_")
 
     # --- 1. The camera (float64 so the closed form holds to the last digit) ----------------------
     # One float64 tensor makes the whole camera float64 (Python numbers are read in its dtype).
@@ -119,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # --- 4. The image: a blob at the source pixel, warped by the same matrix ---------------------
     # Channel 0: a checkerboard (for the figure); channel 1: a Gaussian blob at p_src (sigma 9 px).
-    blob = blob_image(p_src, (2880, 2160), sigma=9.0)
+    blob = gaussian(p_src, (2880, 2160), sigma=9.0)[None]       # (1, 2160, 2880)
     image = torch.cat([checker_image((2880, 2160), 120), blob])  # (2, 2160, 2880)
     box = (x0, y0, 1920, 1080)                                 # crop box: top-left pixel (x0, y0), w, h
     small = camwarp.crop_resize(image, box, (640, 360))         # antialiased separable resize
@@ -136,11 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     check(err_naive > 0.3, f"the naive camera misses the blob by {err_naive:.3f} px")
 
     # --- Figure ---------------------------------------------------------------------------------
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     preview = (image[0] + image[1]).clamp(0, 1)[::4, ::4].numpy()      # every 4th pixel is enough to look at
     axes[0].imshow(preview, cmap="gray", extent=(-0.5, 2879.5, 2159.5, -0.5))
@@ -154,11 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     axes[1].set_ylim(p_new[1].item() + 8, p_new[1].item() - 8)
     axes[1].legend(loc="lower right")
     axes[1].set_title("640x360 result (zoom on the blob)")
-    fig.tight_layout()
-    path = out_dir / "seed_camera.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"figure: {path}")
+    save_figure(fig, out_dir / "seed_camera.png")
     print("all checks passed")
 
 

@@ -21,10 +21,6 @@ Run: ``.venv/bin/python examples/theta_and_pixels.py [--out DIR]``. Exits non-ze
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
@@ -32,15 +28,10 @@ import camwarp
 from camwarp.geometry import (affine_matrix, denormalize_matrix, invert, matrix_to_theta, theta_to_matrix,
                               transform_points)
 
+from _common import check, example_parser, output_dir, pyplot, save_figure
+
 F64 = torch.float64
 IN_SIZE, OUT_SIZE = (61, 47), (40, 33)   # (W, H): deliberately odd and different
-
-
-def check(ok: bool, what: str) -> None:
-    """Print a check's outcome; stop the script with a non-zero exit code when it fails."""
-    print(f"  [{'ok' if ok else 'FAILED'}] {what}")
-    if not ok:
-        raise SystemExit(f"check failed: {what}")
 
 
 def pattern(size: tuple[int, int]) -> torch.Tensor:
@@ -52,11 +43,8 @@ def pattern(size: tuple[int, int]) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="directory for the figure (default: a temp dir)")
-    args = parser.parse_args(argv)
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="camwarp_theta_"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    args = example_parser(__doc__).parse_args(argv)
+    out_dir = output_dir(args.out, "camwarp_theta_")
 
     image = pattern(IN_SIZE)                                               # (1, 3, 47, 61)
     # A src->dst pixel map: rotate 25 degrees and zoom 1.3x about source pixel (30, 20), then move it
@@ -114,11 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     check(diff3 < 1e-10, f"3-D: grid_sample(affine_grid(theta (3, 4))) == warp_affine3d(A (4, 4)) ({diff3:.1e})")
 
     # --- Figure ---------------------------------------------------------------------------------
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
     axes[0].imshow(image[0].permute(1, 2, 0).numpy())
     axes[0].set_title(f"input {IN_SIZE[0]}x{IN_SIZE[1]}")
@@ -132,11 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     by_camwarp = camwarp.warp_affine(image, A, OUT_SIZE)
     axes[3].imshow(by_camwarp[0].permute(1, 2, 0).clamp(0, 1).numpy())
     axes[3].set_title("camwarp.warp_affine(A)")
-    fig.tight_layout()
-    path = out_dir / "theta_and_pixels.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"figure: {path}")
+    save_figure(fig, out_dir / "theta_and_pixels.png")
     print("all checks passed")
 
 

@@ -17,26 +17,18 @@ Run: ``.venv/bin/python examples/undistort_image.py [--out DIR]``. Exits non-zer
 
 from __future__ import annotations
 
-import argparse
 import math
-import tempfile
-from pathlib import Path
 
 import torch
 
 import camwarp
 from camwarp.transforms import undistort
 
+from _common import check, example_parser, output_dir, pyplot, save_figure
+
 F64 = torch.float64
 SIZE = (256, 192)       # (W, H)
 SQUARE = 0.125          # checkerboard square, in normalized image units (x = X / Z)
-
-
-def check(ok: bool, what: str) -> None:
-    """Print a check's outcome; stop the script with a non-zero exit code when it fails."""
-    print(f"  [{'ok' if ok else 'FAILED'}] {what}")
-    if not ok:
-        raise SystemExit(f"check failed: {what}")
 
 
 def board(xy: torch.Tensor) -> torch.Tensor:
@@ -79,11 +71,8 @@ def line_residual(points: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None, help="directory for the figure (default: a temp dir)")
-    args = parser.parse_args(argv)
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="camwarp_undistort_"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    args = example_parser(__doc__).parse_args(argv)
+    out_dir = output_dir(args.out, "camwarp_undistort_")
     W, H = SIZE
 
     cam = camwarp.Camera(torch.tensor(160.0, dtype=F64), 160.0, 129.2, 94.7, W, H,
@@ -148,11 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                            f"cv2's maps step in 1/32 px)")
 
     # --- Figure ---------------------------------------------------------------------------------
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     panels = [(image, kp, "distorted input (k1 = -0.28)")]
     panels += [(outputs[a]["image"], outputs[a]["keypoints"][:n], f"undistort, alpha={a:g}") for a in (0.0, 1.0)]
@@ -162,11 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             ax.plot(r[:, 0].numpy(), r[:, 1].numpy(), "r.-", lw=0.8, ms=3)
         ax.set_title(title)
         ax.set_axis_off()
-    fig.tight_layout()
-    path = out_dir / "undistort_image.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    print(f"figure: {path}")
+    save_figure(fig, out_dir / "undistort_image.png")
     print("all checks passed")
 
 

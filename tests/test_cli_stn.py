@@ -10,13 +10,7 @@ import torch
 
 from camwarp.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread: see tests/conftest.py
 
 
 def _fails_with_one_line(capsys, argv: list[str], *needles: str) -> str:

@@ -30,6 +30,7 @@ SCRIPTS = {
 
 def _run_in_process(script: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *args])
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # as `python examples/x.py` does: finds examples/_common.py
     try:
         runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     except SystemExit as exc:  # a failed self-check
@@ -37,7 +38,7 @@ def _run_in_process(script: str, args: list[str], monkeypatch: pytest.MonkeyPatc
 
 
 def test_every_example_is_tested_and_listed() -> None:
-    on_disk = {p.name for p in EXAMPLES.glob("*.py")}
+    on_disk = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}  # _common.py: shared helpers
     assert on_disk == set(SCRIPTS), f"examples/ holds {sorted(on_disk)}, the test knows {sorted(SCRIPTS)}"
     readme = (EXAMPLES / "README.md").read_text()
     for script in SCRIPTS:

@@ -1,26 +1,20 @@
 """The training loop on tiny subsets of the embedded digits: the loss goes down, checkpoints
-reproduce the metrics and resume bit for bit, settings are checked."""
+reproduce the metrics and resume bit for bit, settings are checked, progress goes to the hooks."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
 
-from camwarp.train import (TrainConfig, build_classifier, build_datasets, evaluate, evaluate_checkpoint, fit,
-                           load_checkpoint)
+from camwarp.train import (TrainConfig, TrainProgress, build_classifier, build_datasets, evaluate,
+                           evaluate_checkpoint, fit, load_checkpoint)
 
 TINY = dict(train_samples=384, test_samples=128, batch_size=64, device="cpu")
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and leave the other cores to other tests)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread: see tests/conftest.py
 
 
 def _cfg(tmp_path, name: str, **kw) -> TrainConfig:
@@ -33,7 +27,7 @@ def test_short_run_reduces_the_loss(tmp_path, model, task, transform):
                loc_lr_scale=0.1, train_samples=768)
     torch.manual_seed(cfg.seed)  # the same initial weights fit() starts from
     before = evaluate(build_classifier(cfg), build_datasets(cfg)[1])
-    metrics = fit(cfg, progress=False, figures=False)
+    metrics = fit(cfg, figures=False)
     history = metrics["history"]
     assert len(history) == 3 and metrics["test_count"] == 128
     assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]
@@ -43,7 +37,7 @@ def test_short_run_reduces_the_loss(tmp_path, model, task, transform):
 
 def test_checkpoint_reproduces_metrics_and_files(tmp_path):
     cfg = _cfg(tmp_path, "st", model="st-fcn", task="r", epochs=1)
-    metrics = fit(cfg, progress=False)
+    metrics = fit(cfg)
     out = tmp_path / "st"
     assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", "metrics.json", "rectification.png",
                                                 "learning_curve.png"}
@@ -61,10 +55,10 @@ def test_checkpoint_reproduces_metrics_and_files(tmp_path):
 
 def test_resume_continues_bit_for_bit(tmp_path):
     kw = dict(model="st-cnn", task="r", transform="similarity", epochs=2, train_samples=128, test_samples=64)
-    straight = fit(_cfg(tmp_path, "a", **kw), progress=False, figures=False)
-    fit(_cfg(tmp_path, "b", **kw), progress=False, figures=False, stop_after=1)  # "interrupted"
+    straight = fit(_cfg(tmp_path, "a", **kw), figures=False)
+    fit(_cfg(tmp_path, "b", **kw), figures=False, stop_after=1)  # "interrupted"
     assert load_checkpoint(tmp_path / "b")["epoch"] == 1
-    resumed = fit(_cfg(tmp_path, "b", **kw), resume=True, progress=False, figures=False)
+    resumed = fit(_cfg(tmp_path, "b", **kw), resume=True, figures=False)
     a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert a["epoch"] == b["epoch"] == 2
     for key, value in a["model"].items():
@@ -74,9 +68,9 @@ def test_resume_continues_bit_for_bit(tmp_path):
 
 
 def test_resume_refuses_other_settings(tmp_path):
-    fit(_cfg(tmp_path, "c", model="fcn", task="r", epochs=1), progress=False, figures=False)
+    fit(_cfg(tmp_path, "c", model="fcn", task="r", epochs=1), figures=False)
     with pytest.raises(ValueError, match=r"fit: cannot resume: .*lr=0\.05 \(now 0\.2\)"):
-        fit(_cfg(tmp_path, "c", model="fcn", task="r", epochs=2, lr=0.2), resume=True, progress=False)
+        fit(_cfg(tmp_path, "c", model="fcn", task="r", epochs=2, lr=0.2), resume=True)
 
 
 @pytest.mark.parametrize("kw, exc, match", [
@@ -104,3 +98,30 @@ def test_config_roundtrip_and_bad_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="load_checkpoint: no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_fit_reports_to_the_hooks_without_tqdm(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # bars are the CLI's: an import of tqdm would fail here
+    events, last = [], {}
+
+    class Record(TrainProgress):
+        def on_epoch_start(self, epoch, epochs, steps):
+            events.append(("start", epoch, epochs, steps))
+
+        def on_step(self, epoch, step, steps, metrics):
+            last[epoch] = metrics()
+            events.append(("step", epoch, step, steps, sorted(last[epoch])))
+
+        def on_epoch_end(self, entry):
+            events.append(("end", entry["epoch"], entry["test_count"]))
+
+    cfg = _cfg(tmp_path, "hooks", model="fcn", task="none", epochs=3, train_samples=128, test_samples=64)
+    history = fit(cfg, progress=Record(), figures=False, stop_after=2)["history"]
+    keys = ["acc", "img_s", "loss"]
+    assert events == [("start", 1, 3, 2), ("step", 1, 1, 2, keys), ("step", 1, 2, 2, keys), ("end", 1, 64),
+                      ("start", 2, 3, 2), ("step", 2, 1, 2, keys), ("step", 2, 2, 2, keys), ("end", 2, 64)]
+    for h in history:  # the last step's running metrics are the epoch's (a world of one)
+        assert last[h["epoch"]]["loss"] == pytest.approx(h["train_loss"])
+        assert 1 - last[h["epoch"]]["acc"] == pytest.approx(h["train_error"]) and last[h["epoch"]]["img_s"] > 0
+    with pytest.raises(TypeError, match="fit: progress must be a TrainProgress"):
+        fit(cfg, progress=True)

@@ -21,38 +21,13 @@ from ..camera import Camera
 from ..camera import io as camera_io
 from ..camera.distortion import DIST_NAMES
 from . import CliError
+from ._args import finite_float, positive_float, positive_int
 from ._ops import add_op_arguments, apply_ops_to_camera, parse_ops
 
 __all__ = ["register", "run"]
 
 _EXAMPLE = ("example: camwarp camera --fx 2220 --fy 2220 --cx 1404 --cy 1064 --width 2880 --height 2160 "
             "--dist -0.00344584,0.120934 --center-crop 1920x1080 --resize 640x360")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
 
 
 def _coefficients(text: str) -> list[float]:
@@ -77,13 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    ".json camwarp / OpenCV / transforms.json")
     p.add_argument("--camera-id", type=int, metavar="ID", help="pick one camera of a COLMAP file")
     g = p.add_argument_group("intrinsics (override FILE's values)")
-    g.add_argument("--fx", type=_positive_float, metavar="F", help="focal length in pixels along x")
-    g.add_argument("--fy", type=_positive_float, metavar="F", help="focal length along y (default: --fx)")
-    g.add_argument("--cx", type=_finite_float, metavar="F", help="principal point x (frame: --convention)")
-    g.add_argument("--cy", type=_finite_float, metavar="F", help="principal point y (frame: --convention)")
-    g.add_argument("--skew", type=_finite_float, metavar="F", help="K[0, 1] (default 0)")
-    g.add_argument("--width", type=_positive_int, metavar="W", help="image width in pixels")
-    g.add_argument("--height", type=_positive_int, metavar="H", help="image height in pixels")
+    g.add_argument("--fx", type=positive_float, metavar="F", help="focal length in pixels along x")
+    g.add_argument("--fy", type=positive_float, metavar="F", help="focal length along y (default: --fx)")
+    g.add_argument("--cx", type=finite_float, metavar="F", help="principal point x (frame: --convention)")
+    g.add_argument("--cy", type=finite_float, metavar="F", help="principal point y (frame: --convention)")
+    g.add_argument("--skew", type=finite_float, metavar="F", help="K[0, 1] (default 0)")
+    g.add_argument("--width", type=positive_int, metavar="W", help="image width in pixels")
+    g.add_argument("--height", type=positive_int, metavar="H", help="image height in pixels")
     g.add_argument("--dist", type=_coefficients, metavar="K1,K2,...",
                    help="distortion: OpenCV order k1,k2,p1,p2,k3,... or fisheye k1,k2,k3,k4")
     g.add_argument("--model", choices=("opencv", "fisheye"), help="distortion model (default opencv)")

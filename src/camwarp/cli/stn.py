@@ -16,41 +16,14 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import CliError
+from ._args import nonnegative_int, positive_float, positive_int  # re-exported (demo.py)
 
-__all__ = ["register", "positive_int", "nonnegative_int", "positive_float"]
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+__all__ = ["register", "positive_int", "nonnegative_int", "positive_float", "TqdmProgress"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,6 +75,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_eval)
 
 
+class TqdmProgress:
+    """The :class:`camwarp.train.TrainProgress` of ``camwarp stn train`` and ``camwarp demo``.
+
+    Draws a tqdm bar per epoch on stderr (loss, accuracy, img/s, refreshed every 10 steps) and
+    prints each epoch's summary line. :func:`camwarp.train.fit` calls it on rank 0 only.
+    """
+
+    def __init__(self) -> None:
+        self._bar: Any = None  # a tqdm bar during an epoch
+        self._epochs = 0
+
+    def on_epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        """Open the epoch's bar."""
+        from tqdm import tqdm
+
+        self._epochs = epochs
+        self._bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=True, dynamic_ncols=True,
+                         file=sys.stderr)
+
+    def on_step(self, epoch: int, step: int, steps: int, metrics: Callable[[], dict[str, float]]) -> None:
+        """Advance the bar; refresh loss, accuracy and img/s on the first, every 10th and the last step."""
+        if step % 10 == 1 or step == steps:  # metrics() waits for the device
+            done = metrics()
+            self._bar.set_postfix(loss=f"{done['loss']:.3f}", acc=f"{done['acc']:.3f}", img_s=f"{done['img_s']:.0f}")
+        self._bar.update(1)
+        if step == steps:
+            self._bar.close()
+
+    def on_epoch_end(self, entry: dict[str, Any]) -> None:
+        """Close the bar and print the epoch's train loss, test error and speed."""
+        self._bar.close()
+        print(f"epoch {entry['epoch']}/{self._epochs}: train loss {entry['train_loss']:.4f}, test error "
+              f"{100 * entry['test_error']:.2f}% ({entry['test_count']} digits), "
+              f"{entry['img_per_s']:.0f} img/s", file=sys.stderr)
+
+
 def _train(args: argparse.Namespace) -> int:
     from ..data import MNISTUnavailableError
     from ..train import TrainConfig, fit
@@ -114,7 +123,8 @@ def _train(args: argparse.Namespace) -> int:
                           weight_decay=args.weight_decay, data_dir=args.data_dir, download=args.download,
                           train_samples=args.train_samples, test_samples=args.test_samples, seed=args.seed,
                           device=args.device, workers=args.workers, out=out)
-        metrics = fit(cfg, resume=args.resume, progress=not args.no_progress, figures=not args.no_figures)
+        metrics = fit(cfg, resume=args.resume, progress=None if args.no_progress else TqdmProgress(),
+                      figures=not args.no_figures)
     except MNISTUnavailableError as err:
         raise CliError(str(err)) from err
     if metrics["test_error"] is not None and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 reports
