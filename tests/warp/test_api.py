@@ -148,6 +148,34 @@ def test_crop_resize_integer_box_is_slice_then_resize():
     torch.testing.assert_close(nearest, img[:, y0:y0 + h, x0:x0 + w])
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("box, out_wh", [((0, 0, 41, 30), (20, 15)), ((7, 4, 25, 18), (9, 7)), ((3, 2, 10, 9), (23, 19)),
+                                         ((0, 0, 41, 30), (41, 30))])
+def test_crop_resize_interpolate_path_equals_the_samplers(mode, box, out_wh):
+    """Whole-pixel boxes inside the image go to ``F.interpolate`` (CPU, several threads): same values
+    and image gradient as the numba and reference samplers."""
+    from camwarp.warp import api
+
+    img = torch.rand(2, 3, 30, 41, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert api._integer_crop(box, img, mode, None) is not None
+        assert api._integer_crop((0.5, 0, 10, 10), img, mode, None) is None  # fractional: the samplers
+        assert api._integer_crop((35, 0, 10, 10), img, mode, None) is None  # leaves the image
+        assert api._integer_crop(box, img, mode, "cpu") is None  # a forced backend is honoured
+        results = []
+        for backend in (None, "cpu", "reference"):
+            x = img.clone().requires_grad_()
+            out = crop_resize(x, box, out_wh, mode=mode, antialias=False, backend=backend)
+            results.append((out, *torch.autograd.grad(out, x, torch.ones_like(out))))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
 def test_crop_resize_outside_and_tensor_boxes():
     img = torch.rand(1, 2, 10, 12, dtype=torch.float64)
     out = crop_resize(img, (-6, 0, 12, 10), (12, 10), mode="bilinear")

@@ -43,7 +43,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["available_backends", "check_backend", "get_backend", "sample_affine", "sample_theta", "sample_perspective",
+__all__ = ["available_backends", "check_backend", "forced_backend", "get_backend", "sample_affine", "sample_theta", "sample_perspective",
            "sample_affine3d", "resample_separable", "ENV_VAR"]
 
 ENV_VAR = "CAMWARP_BACKEND"
@@ -101,8 +101,15 @@ def available_backends() -> list[str]:
     return [name for name in _BACKENDS if _usable(name)]
 
 
-def _forced(backend: str | None, fn: str) -> str | None:
-    """The backend named by ``backend`` or, if None, by ``$CAMWARP_BACKEND``; None for automatic."""
+def forced_backend(backend: str | None, fn: str) -> str | None:
+    """The backend named by ``backend`` or, if None, by ``$CAMWARP_BACKEND``; None for automatic.
+
+    Raises ``ValueError`` (naming ``fn``) for an unknown or unavailable name.
+
+    Example:
+        >>> forced_backend("reference", "warp_affine"), forced_backend(None, "warp_affine") in (None, *_BACKENDS)
+        ('reference', True)
+    """
     source = "backend"
     if backend is None:
         backend = os.environ.get(ENV_VAR, "").strip() or None
@@ -143,7 +150,7 @@ def check_backend(backend: object, fn: str) -> str | None:
         ...
         ValueError: warp_affine: backend must be None or one of 'reference', ...
     """
-    _forced(backend, fn)
+    forced_backend(backend, fn)
     return backend
 
 
@@ -154,7 +161,7 @@ def get_backend(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str
     Raises:
         ValueError: ``backend`` names an unknown or unavailable backend.
     """
-    forced = _forced(backend, fn)
+    forced = forced_backend(backend, fn)
     if forced is not None:
         return _load(forced)  # type: ignore[return-value]
     for name, applies in _RULES:
@@ -237,7 +244,7 @@ def resample_separable(x: Tensor, scale: Tensor, offset: Tensor, size: Sequence[
         >>> resample_separable(x, torch.tensor([[2.0, 1.0]]), torch.tensor([[0.5, 0.0]]), (3, 1), "area")
         tensor([[[[0.5000, 2.5000, 4.5000]]]])
     """
-    forced = _forced(backend, "resample_separable")
+    forced = forced_backend(backend, "resample_separable")
     if forced in (None, "cpu") and _usable("cpu"):
         return _load("cpu").resample_separable(x, scale, offset, size, kernel)  # type: ignore[union-attr]
     from .antialias import resample_separable as oracle
