@@ -148,27 +148,32 @@ def test_crop_resize_integer_box_is_slice_then_resize():
     torch.testing.assert_close(nearest, img[:, y0:y0 + h, x0:x0 + w])
 
 
-@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
-@pytest.mark.parametrize("box, out_wh", [((0, 0, 41, 30), (20, 15)), ((7, 4, 25, 18), (9, 7)), ((3, 2, 10, 9), (23, 19)),
-                                         ((0, 0, 41, 30), (41, 30))])
-def test_crop_resize_interpolate_path_equals_the_samplers(mode, box, out_wh):
-    """Whole-pixel boxes inside the image go to ``F.interpolate`` (CPU, several threads): same values
-    and image gradient as the numba and reference samplers."""
+@pytest.mark.parametrize("mode, box, out_wh, fast", [
+    ("bilinear", (0, 0, 41, 30), (20, 15), True), ("bicubic", (0, 0, 41, 30), (20, 15), True),
+    ("bilinear", (7, 4, 25, 18), (9, 7), True), ("bicubic", (7, 4, 25, 18), (9, 7), False),
+    ("bilinear", (3, 2, 10, 9), (23, 19), False), ("bilinear", (0, 0, 10, 30), (23, 19), False),
+    ("bilinear", (0, 0, 41, 30), (80, 70), True), ("bicubic", (0, 0, 41, 30), (80, 70), True),
+    ("bilinear", (0, 5, 41, 25), (80, 20), True), ("bilinear", (-1, 0, 20, 20), (10, 10), False)])
+def test_crop_resize_interpolate_path_equals_the_samplers(mode, box, out_wh, fast, monkeypatch):
+    """Whole-pixel boxes whose taps stay inside them (or whose sides lie on the image's edges) go to
+    ``F.interpolate`` of the crop (CPU, several threads): the same values and image gradient as the
+    numba and reference samplers. Others (taps reading real neighbours outside the box) do not."""
     from camwarp.warp import api
 
     img = torch.rand(2, 3, 30, 41, dtype=torch.float64)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert api._integer_crop(box, img, mode, None) is not None
-        assert api._integer_crop((0.5, 0, 10, 10), img, mode, None) is None  # fractional: the samplers
-        assert api._integer_crop((35, 0, 10, 10), img, mode, None) is None  # leaves the image
-        assert api._integer_crop(box, img, mode, "cpu") is None  # a forced backend is honoured
-        results = []
+        assert (api._integer_crop(box, img, out_wh, mode, None) is not None) == fast
+        assert api._integer_crop(box, img, out_wh, mode, "cpu") is None  # a forced backend is honoured
+        results, calls = [], []
+        interpolate = F.interpolate
+        monkeypatch.setattr(F, "interpolate", lambda *a, **k: calls.append(1) or interpolate(*a, **k))
         for backend in (None, "cpu", "reference"):
             x = img.clone().requires_grad_()
             out = crop_resize(x, box, out_wh, mode=mode, antialias=False, backend=backend)
             results.append((out, *torch.autograd.grad(out, x, torch.ones_like(out))))
+        assert len(calls) == int(fast)  # the automatic call only
     finally:
         torch.set_num_threads(threads)
     for other in results[1:]:

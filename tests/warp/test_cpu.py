@@ -331,3 +331,17 @@ def test_forked_child_runs_after_parent_used_threads():
     child.join(timeout=60)
     assert child.exitcode == 0  # serial in the child: equal up to rounding (another compiled path)
     assert_close(torch.from_numpy(out), parent, torch.float32)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernels_leave_torch_thread_count_alone(threads, monkeypatch):
+    """numba's threads are torch's OpenMP team here: a call must not change torch's thread count."""
+    monkeypatch.setattr(cpu._parallel, "_MIN_WORK", 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        x = torch.rand(2, 1, 16, 16, requires_grad=True)
+        cpu.sample_affine(x, random_affine(2, dtype=torch.float32), (16, 16)).sum().backward()
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)

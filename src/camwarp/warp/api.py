@@ -290,23 +290,26 @@ def _check_box(box: object, x: Tensor, fn: str) -> Tensor:
     return torch.tensor([x0, y0, w, h], dtype=torch.promote_types(dtype, torch.float32), device=x.device)
 
 
-def _integer_crop(box: object, x: Tensor, mode: str, backend: str | None) -> Tensor | None:
+def _integer_crop(box: object, x: Tensor, size: tuple[int, int], mode: str, backend: str | None) -> Tensor | None:
     """The crop ``x[..., y0:y0+h, x0:x0+w]`` when ``F.interpolate`` of it is ``crop_resize``, else None.
 
-    That holds for a box of whole pixels inside the image (``align_corners=False`` sampling, edges
-    clamped as ``border``) in ``bilinear``/``bicubic`` without antialiasing. Taken on CPU with the
-    automatic backend and several torch threads, where torch's kernel was measured faster than the
-    numba one (``docs/BENCHMARKS.md``); gradients flow to the image (a float-tensor box takes the
-    differentiable path).
+    ``F.interpolate`` samples like ``crop_resize`` (``align_corners=False``, edges clamped as
+    ``border``) but reads only the crop, so it is exact for a box of whole pixels inside the image
+    whose every filter tap stays in the box, or whose side lies on the image's own edge: per axis,
+    a box side on the image edge, or ``bilinear`` not enlarging (``w >= W'``; bicubic taps always
+    reach outside). Taken on CPU with the automatic backend and several torch threads, where
+    torch's kernel was measured faster (``docs/BENCHMARKS.md``); gradients flow to the image (a
+    tensor box takes the differentiable path).
     """
     if (backend is not None or isinstance(box, Tensor) or x.device.type != "cpu" or mode not in ("bilinear", "bicubic")
-            or torch.get_num_threads() < 2 or dispatch.forced_backend(None, "crop_resize") is not None):
-        return None
-    x0, y0, w, h = box
-    H, W = x.shape[-2:]
-    if not all(float(v).is_integer() for v in box) or x0 < 0 or y0 < 0 or x0 + w > W or y0 + h > H:
+            or torch.get_num_threads() < 2 or dispatch.forced_backend(None, "crop_resize") is not None
+            or not all(float(v).is_integer() for v in box)):
         return None
     x0, y0, w, h = (int(v) for v in box)
+    for start, n, n_out, N in ((x0, w, size[0], x.shape[-1]), (y0, h, size[1], x.shape[-2])):
+        inside = mode == "bilinear" and n >= n_out
+        if start < 0 or start + n > N or not ((start == 0 or inside) and (start + n == N or inside)):
+            return None
     return x[..., y0: y0 + h, x0: x0 + w]
 
 
@@ -350,7 +353,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     size = _checks.check_size(size, fn, "size", (2,))
     _check_options(fn, mode, "border", antialias, _CROP_MODES)
     dispatch.check_backend(backend, fn)
-    box = _check_box(box, image, fn)
+    box_arg, box = box, _check_box(box, image, fn)
     batch = _checks.broadcast_batch(fn, image=image.shape[:-3], box=box.shape[:-1])
     xf = image.expand(*batch, *image.shape[-3:]).reshape(-1, *image.shape[-3:])
     bf = box.expand(*batch, 4).reshape(-1, 4)
@@ -364,7 +367,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     offset = bf[:, :2] + scale / 2 - 0.5         # (B, 2) source centre of output pixel (0, 0)
     if mode == "area" or (antialias and mode != "nearest"):
         out = dispatch.resample_separable(xf, scale, offset, size, mode, backend=backend)
-    elif (crop := _integer_crop(box, xf, mode, backend)) is not None:
+    elif (crop := _integer_crop(box_arg, xf, size, mode, backend)) is not None:
         out = F.interpolate(crop, size=(size[1], size[0]), mode=mode, align_corners=False)
     else:
         zero = torch.zeros_like(scale[:, 0])
