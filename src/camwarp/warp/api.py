@@ -361,14 +361,16 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     if xf.shape[0] == 0 or image.shape[-3] == 0:
         return image.new_empty(out_shape)
     xf = _to_float(xf)
+    separable = mode == "area" or (antialias and mode != "nearest")
+    if not separable and (crop := _integer_crop(box_arg, xf, size, mode, backend)) is not None:
+        return _from_float(F.interpolate(crop, size=(size[1], size[0]), mode=mode, align_corners=False),
+                           image).reshape(out_shape)
     H, W = xf.shape[-2:]
     out_wh = torch.tensor(size, dtype=bf.dtype, device=bf.device)
     scale = bf[:, 2:] / out_wh                   # (B, 2) source pixels per output pixel
     offset = bf[:, :2] + scale / 2 - 0.5         # (B, 2) source centre of output pixel (0, 0)
-    if mode == "area" or (antialias and mode != "nearest"):
+    if separable:
         out = dispatch.resample_separable(xf, scale, offset, size, mode, backend=backend)
-    elif (crop := _integer_crop(box_arg, xf, size, mode, backend)) is not None:
-        out = F.interpolate(crop, size=(size[1], size[0]), mode=mode, align_corners=False)
     else:
         zero = torch.zeros_like(scale[:, 0])
         src_from_dst = torch.stack([scale[:, 0], zero, offset[:, 0], zero, scale[:, 1], offset[:, 1],
