@@ -60,11 +60,11 @@ def _needs_grad(x: Tensor, matrix: Tensor) -> bool:
 
 def _triton_rule(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
     return (x.is_cuda and torch.are_deterministic_algorithms_enabled() and _needs_grad(x, matrix)
-            and _load("triton").supports(op, x, matrix, mode, padding_mode))  # type: ignore[union-attr]
+            and (triton := _load("triton")) is not None and triton.supports(op, x, matrix, mode, padding_mode))
 
 
 def _cpu_rule(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
-    return _load("cpu").supports(op, x, matrix, mode, padding_mode)  # type: ignore[union-attr]
+    return (cpu := _load("cpu")) is not None and cpu.supports(op, x, matrix, mode, padding_mode)
 
 
 # Automatic choice: (name, predicate(op, x, matrix, mode, padding_mode)) tried in order; the first
@@ -164,8 +164,8 @@ def get_backend(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str
     forced = forced_backend(backend, fn)
     if forced is not None:
         return _load(forced)  # type: ignore[return-value]
-    for name, applies in _RULES:
-        if _usable(name) and applies(op, x, matrix, mode, padding_mode):
+    for name, applies in _RULES:  # the cheap predicate first: _usable may query the device
+        if applies(op, x, matrix, mode, padding_mode) and _usable(name):
             return _load(name)  # type: ignore[return-value]
     return _load("reference")  # type: ignore[return-value]
 

@@ -126,8 +126,8 @@ def run(kernel: Callable, units: int, work: int, *args) -> None:
     """Run ``kernel(*args, lo, hi)`` over the work units ``[0, units)``, split into contiguous ranges.
 
     The ranges run on numba's threads (torch's OpenMP team where :func:`_share_torch_openmp` took
-    effect), numba's thread count set to the number of ranges for the call; afterwards numba's and
-    torch's counts are restored (sharing one runtime, numba's setting would otherwise become torch's).
+    effect), numba's thread count set to the number of ranges for the call where it differs;
+    afterwards numba's and torch's counts are restored (sharing one runtime, numba's setting would otherwise become torch's).
     Even one range goes through the ``prange`` driver: numba compiles the kernel differently
     there (results differ from a direct call in the last bit), and one code path keeps results
     bit-identical across thread counts. A forked child calls the kernel directly (serial).
@@ -136,7 +136,11 @@ def run(kernel: Callable, units: int, work: int, *args) -> None:
         kernel(*args, 0, units)
         return
     n = chunks(units, work)
-    torch_threads, before = torch.get_num_threads(), numba.get_num_threads()
+    before = numba.get_num_threads()
+    if n == before:
+        _DRIVERS[kernel](n, units, *args)
+        return
+    torch_threads = torch.get_num_threads()
     numba.set_num_threads(n)
     try:
         _DRIVERS[kernel](n, units, *args)
