@@ -345,3 +345,19 @@ def test_kernels_leave_torch_thread_count_alone(threads, monkeypatch):
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_first_call_in_a_fresh_process_keeps_torch_threads():
+    """The first kernel call starts numba's threads, which resets the shared OpenMP thread count:
+    torch's own setting must survive it (a fresh process: the test session has started them)."""
+    import subprocess
+    import sys
+
+    code = ("import torch, camwarp.warp.cpu as cpu\n"
+            "torch.set_num_threads(1)\n"
+            "x = torch.rand(64, 1, 28, 28, requires_grad=True)\n"
+            "cpu.sample_affine(x, torch.eye(3).repeat(64, 1, 1), (28, 28)).sum().backward()\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "1"

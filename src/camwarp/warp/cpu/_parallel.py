@@ -113,38 +113,46 @@ _DRIVERS: dict[Callable, Callable] = {
 }
 
 
-def chunks(units: int, work: int) -> int:
-    """How many ranges to split ``units`` into: ``torch.get_num_threads()`` at most, fewer for small ``work``.
+def chunks(units: int, work: int, threads: int) -> int:
+    """How many ranges to split ``units`` into: ``threads`` at most, fewer for small ``work``.
 
     ``work`` counts output values; a range below ``_MIN_WORK`` of them costs more to launch than it
     saves.
     """
-    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS, units, work // _MIN_WORK))
+    return max(1, min(threads, numba.config.NUMBA_NUM_THREADS, units, work // _MIN_WORK))
 
 
 def run(kernel: Callable, units: int, work: int, *args) -> None:
     """Run ``kernel(*args, lo, hi)`` over the work units ``[0, units)``, split into contiguous ranges.
 
     The ranges run on numba's threads (torch's OpenMP team where :func:`_share_torch_openmp` took
-    effect), numba's thread count set to the number of ranges for the call where it differs;
-    afterwards numba's and torch's counts are restored (sharing one runtime, numba's setting would otherwise become torch's).
-    Even one range goes through the ``prange`` driver: numba compiles the kernel differently
-    there (results differ from a direct call in the last bit), and one code path keeps results
-    bit-identical across thread counts. A forked child calls the kernel directly (serial).
+    effect), as many as ``torch.get_num_threads()`` allows. Even one range goes through the
+    ``prange`` driver: numba compiles the kernel differently there (results differ from a direct
+    call in the last bit), and one code path keeps results bit-identical across thread counts. A
+    forked child calls the kernel directly (serial).
     """
     if os.getpid() != _PID:
         kernel(*args, 0, units)
         return
-    n = chunks(units, work)
+    threads = torch.get_num_threads()
+    n = chunks(units, work, threads)
     before = numba.get_num_threads()
-    if n == before:
-        _DRIVERS[kernel](n, units, *args)
-        return
-    torch_threads = torch.get_num_threads()
-    numba.set_num_threads(n)
+    if n != before:
+        numba.set_num_threads(n)
     try:
         _DRIVERS[kernel](n, units, *args)
     finally:
-        # On the shared OpenMP runtime numba's count is also torch's: restore both.
-        numba.set_num_threads(before)
-        torch.set_num_threads(torch_threads)
+        if n != before:
+            numba.set_num_threads(before)
+        _keep_torch_threads(threads)
+
+
+def _keep_torch_threads(threads: int) -> None:
+    """Put torch's thread count back to ``threads`` if numba changed it.
+
+    On the shared OpenMP runtime numba's thread settings (and starting its threads, on the first
+    call) set the runtime's thread count, which is also what torch reads: a user's
+    ``torch.set_num_threads(1)`` would silently become numba's count.
+    """
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
