@@ -351,7 +351,13 @@ def section(tables: list[tuple[int, str, str]], device: str, command: str, bandw
              "", "A load average above the core count (in each *Machine* line) means other processes shared the "
              "cores during the run: times are then inflated and noisy, multi-threaded ones most (threads wait "
              "for each other's time slices). Compare ratios within a table, and on a shared machine prefer the "
-             "1-thread table."]
+             "1-thread table.", "",
+             "camwarp's CPU kernels (numba) run on torch's own OpenMP threads (`camwarp/warp/cpu/_parallel.py`). "
+             "`crop_resize` without antialiasing hands a whole-pixel box whose taps stay inside it to "
+             "`F.interpolate` of the crop when torch has several threads (torch's kernel is faster there), so "
+             "its 2-thread row is that call plus camwarp's per-call checks. On this shared 2-core machine the "
+             "STN rows' ratios vary from run to run (64x1x28x28 at 1 thread: 1.10x to 1.42x over three runs "
+             "on 2026-11-26): read them as a range."]
     for threads, header, out in tables:
         lines += ["", f"### {'GPU' if device == 'cuda' else 'CPU'}, {threads} thread(s)", "", out, "",
                   f"- Machine: {header}"]
