@@ -16,7 +16,7 @@ import torch
 from camwarp import Camera, InexactDistortionError
 from camwarp.transforms import (CenterCrop, Compose, Distort, MatrixStep, Resize, SampleInfo, Undistort, distort,
                                 optimal_new_camera, undistort)
-from camwarp.transforms.undistort import UndistortStep
+from camwarp.transforms.undistort import RemapStep
 
 D = torch.float64
 W, H = 160, 120
@@ -60,7 +60,7 @@ def test_remap_grid_matches_opencv_maps(cam):
         mx, my = cv2.fisheye.initUndistortRectifyMap(K, dist, np.eye(3), new.K.numpy(), (W, H), cv2.CV_32FC1)
     else:
         mx, my = cv2.initUndistortRectifyMap(K, dist, None, new.K.numpy(), (W, H), cv2.CV_32FC1)
-    src = UndistortStep(cam, new, (W, H)).source_coords(_grid((W, H))).reshape(H, W, 2).numpy()
+    src = RemapStep(cam, new, (W, H)).source_coords(_grid((W, H))).reshape(H, W, 2).numpy()
     ref = np.stack([mx, my], -1)
     inside = (ref[..., 0] >= 0) & (ref[..., 0] <= W - 1) & (ref[..., 1] >= 0) & (ref[..., 1] <= H - 1)
     assert inside.mean() > 0.7
@@ -120,11 +120,11 @@ def test_alpha_semantics():
                         _grid((W, H)).reshape(H, W, 2)[:, [0, -1]].reshape(-1, 2)])
     for cam in (OPENCV, FISHEYE):
         new0 = optimal_new_camera(cam, 0.0, opencv_iterations=None)
-        src = UndistortStep(cam, new0, (W, H)).source_coords(_grid((W, H)))
+        src = RemapStep(cam, new0, (W, H)).source_coords(_grid((W, H)))
         inside = (src >= -0.5).all(-1) & (src[:, 0] <= W - 0.5) & (src[:, 1] <= H - 0.5)
         assert inside.double().mean() > 0.995  # alpha 0: (almost) every output pixel is valid
         new1 = optimal_new_camera(cam, 1.0, opencv_iterations=None)
-        dst, _ = UndistortStep(cam, new1, (W, H)).map_points(border)
+        dst, _ = RemapStep(cam, new1, (W, H)).map_points(border)
         # alpha 1: every source pixel centre lands in the output (exactly at the 9x9 samples)
         assert (dst >= -0.05).all() and (dst[:, 0] <= W - 1 + 0.05).all() and (dst[:, 1] <= H - 1 + 0.05).all()
 
@@ -149,7 +149,7 @@ def test_compose_segments_and_pinhole_fast_path():
     chain = Compose([CenterCrop(150, 110), Undistort(0.2), CenterCrop(120, 90), Resize(60, 45)])
     sample = {"image": _smooth((W, H)), "keypoints": OPENCV.project(X), "camera": OPENCV}
     steps = chain.steps(SampleInfo.of(sample))
-    assert [type(s).__name__ for s in steps] == ["MatrixStep", "UndistortStep", "MatrixStep"]
+    assert [type(s).__name__ for s in steps] == ["MatrixStep", "RemapStep", "MatrixStep"]
     out = chain(sample)
     assert not out["camera"].has_distortion and out["image"].shape == (2, 45, 60)
     ideal = (X / X[:, 2:]) @ out["camera"].K.T

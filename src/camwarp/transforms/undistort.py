@@ -24,7 +24,7 @@ from .kernels import KernelOptions, apply
 from .ops import SampleInfo, Transform
 from .steps import MatrixStep, Step
 
-__all__ = ["optimal_new_camera", "undistort", "distort", "Undistort", "Distort", "UndistortStep", "DistortStep"]
+__all__ = ["optimal_new_camera", "undistort", "distort", "Undistort", "Distort", "RemapStep"]
 
 
 def _camera_type():
@@ -157,8 +157,14 @@ def optimal_new_camera(camera, alpha: float = 0.0, new_size: Sequence[int] | Non
 
 
 @dataclass(frozen=True)
-class UndistortStep(Step):
-    """The remap from a distorted ``camera`` to a distortion-free ``new_camera`` (same rays, ``R = I``)."""
+class RemapStep(Step):
+    """The remap between two cameras that see the same rays (``R = I``), either of them distorted.
+
+    ``camera`` is the sample's, ``new_camera`` the output's: output pixel ``p`` samples the source
+    at ``camera.project(ray(p))``, the ray from ``new_camera.undistort_pixels(p)``; points map the
+    other way. Undistortion has a distortion-free ``new_camera``, distortion a distortion-free
+    ``camera``.
+    """
 
     camera: object
     new_camera: object
@@ -166,37 +172,15 @@ class UndistortStep(Step):
     box_edge_samples: int = 8
 
     def source_coords(self, points: Tensor) -> Tensor:
-        xy = _pixels_to_normalized(self.new_camera.K, points)
-        return self.camera.project(_homogeneous(xy))
+        return self.camera.project(_homogeneous(self.new_camera.undistort_pixels(points)))
 
     def map_points(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        out = _normalized_to_pixels(self.new_camera.K, self.camera.undistort_pixels(points))
+        out = self.new_camera.project(_homogeneous(self.camera.undistort_pixels(points)))
         return out, torch.isfinite(out).all(dim=-1)
 
     def move_camera(self, camera):
         R = torch.eye(3, dtype=self.new_camera.dtype, device=self.new_camera.device)
         return self.new_camera, R.expand(*self.new_camera.batch_shape, 3, 3)
-
-
-@dataclass(frozen=True)
-class DistortStep(Step):
-    """The remap from a distortion-free ``camera`` into a distorted ``target`` camera (``R = I``)."""
-
-    camera: object
-    target: object
-    size: tuple[int, int]
-    box_edge_samples: int = 8
-
-    def source_coords(self, points: Tensor) -> Tensor:
-        return _normalized_to_pixels(self.camera.K, self.target.undistort_pixels(points))
-
-    def map_points(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.target.project(_homogeneous(_pixels_to_normalized(self.camera.K, points)))
-        return out, torch.isfinite(out).all(dim=-1)
-
-    def move_camera(self, camera):
-        R = torch.eye(3, dtype=self.target.dtype, device=self.target.device)
-        return self.target, R.expand(*self.target.batch_shape, 3, 3)
 
 
 def _matrix_step(src_K: Tensor, dst_K: Tensor, size: tuple[int, int]) -> MatrixStep:
@@ -219,7 +203,7 @@ def undistort_step(camera, new_camera=None, alpha: float = 0.0, new_size: Sequen
             raise ValueError(f"{fn}: new_camera must have no distortion")
     if not camera.has_distortion:
         return _matrix_step(camera.K, new_camera.K, new_camera.size)
-    return UndistortStep(camera, new_camera, new_camera.size)
+    return RemapStep(camera, new_camera, new_camera.size)
 
 
 def distort_step(camera, target_camera, fn: str = "distort") -> Step:
@@ -232,7 +216,7 @@ def distort_step(camera, target_camera, fn: str = "distort") -> Step:
         raise InexactDistortionError(f"{fn}: the sample's camera has distortion; undistort it first")
     if not target_camera.has_distortion:
         return _matrix_step(camera.K, target_camera.K, target_camera.size)
-    return DistortStep(camera, target_camera, target_camera.size)
+    return RemapStep(camera, target_camera, target_camera.size)
 
 
 def _sample_camera(sample: Mapping, fn: str):
