@@ -356,8 +356,8 @@ def section(tables: list[tuple[int, str, str]], device: str, command: str, bandw
              "`crop_resize` without antialiasing hands a whole-pixel box whose taps stay inside it to "
              "`F.interpolate` of the crop when torch has several threads (torch's kernel is faster there), so "
              "its 2-thread row is that call plus camwarp's per-call checks. On this shared 2-core machine the "
-             "STN rows' ratios vary from run to run (64x1x28x28 at 1 thread: 1.10x to 1.42x over three runs "
-             "on 2026-11-26): read them as a range."]
+             "STN rows' ratios vary from run to run (64x1x28x28 over this session's runs on 2026-11-26: 1.3x to 1.6x "
+             "at 1 thread, 1.0x to 1.25x at 2 threads): read them as a range."]
     for threads, header, out in tables:
         lines += ["", f"### {'GPU' if device == 'cuda' else 'CPU'}, {threads} thread(s)", "", out, "",
                   f"- Machine: {header}"]
