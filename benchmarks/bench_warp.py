@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", default=str(os.cpu_count() or 1),
                    help="CPU threads for every peer; a comma list (e.g. 1,2) gives one table per count")
-    p.add_argument("--repeat", type=int, default=15, help="interleaved rounds per case")
+    p.add_argument("--repeat", type=int, default=30, help="interleaved rounds per case")
     p.add_argument("--stat", choices=["min", "median"], default="min",
                    help="time reported per implementation: best of the rounds (default; the least disturbed "
                         "by other processes on a shared machine) or their median")
