@@ -9,6 +9,7 @@ only read metadata (shape, dtype, device), so they cost nothing and never synchr
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from numbers import Real
 
@@ -60,19 +61,68 @@ def check_choice(value: object, fn: str, name: str, choices: Iterable[str]) -> s
     return value  # type: ignore[return-value]
 
 
+def check_int(value: object, fn: str, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as a Python ``int``: the one rule for every size, index and count argument.
+
+    Accepted: Python and NumPy integers (anything with ``__index__``, 0-d integer arrays
+    included), integral finite floats (``640.0``) and 0-d tensors holding an integral value.
+    Refused with a ``TypeError`` naming the argument: ``bool``, non-integral or non-finite floats
+    (``640.5``), tensors with more than one element, anything else. ``minimum`` (if given) is a
+    ``ValueError`` bound.
+    """
+    if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if isinstance(value, Tensor):
+        if value.ndim != 0 or value.is_complex():
+            raise TypeError(f"{fn}: {name} must be an int (a 0-d tensor at most), got a tensor of shape "
+                            f"{tuple(value.shape)}")
+        value = value.item()
+    out: int | None = None
+    if hasattr(value, "__index__") and not isinstance(value, Tensor):
+        try:
+            out = operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            out = None
+    if out is None and isinstance(value, Real) and math.isfinite(value) and float(value).is_integer():
+        out = int(value)
+    if out is None:
+        what = repr(value) if isinstance(value, Real) else type(value).__name__
+        raise TypeError(f"{fn}: {name} must be an int, got {what}")
+    if minimum is not None and out < minimum:
+        bound = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f"at least {minimum}"
+        raise ValueError(f"{fn}: {name} must be {bound}, got {out}")
+    return out
+
+
 def check_size(size: object, fn: str, name: str = "size", dims: Sequence[int] = (2,)) -> tuple[int, ...]:
-    """Check an image size ``(W, H)`` (or ``(W, H, D)``): positive Python ints, length in ``dims``."""
-    if isinstance(size, Tensor) or not isinstance(size, Sequence) or isinstance(size, str):
+    """Check an image size ``(W, H)`` (or ``(W, H, D)``): a sequence (tuple, list, 1-d array or
+    tensor) of positive ints in the sense of :func:`check_int`, of a length in ``dims``.
+    """
+    if isinstance(size, Tensor) or _is_array(size):
+        if getattr(size, "ndim", 1) != 1:
+            raise TypeError(f"{fn}: {name} must be a tuple of ints like (W, H), got an array of shape "
+                            f"{tuple(size.shape)}")  # type: ignore[union-attr]
+        size = list(size)  # type: ignore[arg-type]
+    elif not isinstance(size, Sequence) or isinstance(size, (str, bytes)):
         raise TypeError(f"{fn}: {name} must be a tuple of ints like (W, H), got {type(size).__name__}")
     if len(size) not in dims:
         names = " or ".join("(" + ", ".join("WHD"[:d]) + ")" for d in dims)
-        raise ValueError(f"{fn}: {name} must have the form {names}, got {tuple(size)}")
-    for s in size:
-        if isinstance(s, bool) or not isinstance(s, int):
-            raise TypeError(f"{fn}: {name} must contain ints, got {tuple(size)}")
-        if s <= 0:
-            raise ValueError(f"{fn}: {name} must be positive, got {tuple(size)}")
-    return tuple(size)
+        raise ValueError(f"{fn}: {name} must have the form {names}, got {_show(size)}")
+    try:
+        out = tuple(check_int(s, fn, name) for s in size)
+    except TypeError:
+        raise TypeError(f"{fn}: {name} must contain ints, got {_show(size)}") from None
+    if min(out) <= 0:
+        raise ValueError(f"{fn}: {name} must be positive, got {out}")
+    return out
+
+
+def _is_array(x: object) -> bool:
+    return type(x).__module__ == "numpy" and hasattr(x, "ndim")
+
+
+def _show(size: Sequence) -> str:
+    return "(" + ", ".join(repr(s.item() if isinstance(s, Tensor) and s.ndim == 0 else s) for s in size) + ")"
 
 
 def check_finite_number(x: object, fn: str, name: str, positive: bool = False) -> float:

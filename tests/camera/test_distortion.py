@@ -128,7 +128,7 @@ def test_bad_arguments():
         undistort(xy, torch.zeros(2), "kannala")
     with pytest.raises(ValueError, match="distort: dist has 5 coefficients, but model 'fisheye' takes at most 4"):
         distort(xy, torch.zeros(5), "fisheye")
-    with pytest.raises(ValueError, match="undistort: max_iter must be a non-negative int"):
+    with pytest.raises(ValueError, match="undistort: max_iter must be non-negative"):
         undistort(xy, torch.zeros(2), max_iter=-1)
     with pytest.raises(TypeError, match="distort: xy must be a floating point"):
         distort(torch.zeros(4, 2, dtype=torch.int32), torch.zeros(2))

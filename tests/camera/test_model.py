@@ -96,7 +96,7 @@ def test_bad_values_raise_value_error(kwargs, match):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(width=10.0), "must contain ints"), (dict(fx="100"), "fx must be a number"),
+    (dict(width=10.5), "must contain ints"), (dict(fx="100"), "fx must be a number"),
     (dict(fx=None), "fx must be a number"), (dict(dist="k1"), "dist must be a number"),
 ])
 def test_bad_types_raise_type_error(kwargs, match):

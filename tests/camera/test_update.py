@@ -256,7 +256,7 @@ def test_bad_transforms():
         cam.resize(0, 10)
     with pytest.raises(TypeError, match="Camera.pad: left must be an int"):
         cam.pad(1.5, 0)
-    with pytest.raises(TypeError, match="rot90_matrix: k must be an int"):
-        cam.rot90(1.0)
+    with pytest.raises(TypeError, match="Camera.rot90: k must be an int"):
+        cam.rot90(1.5)
     lifted, _ = cam.transform(torch.tensor([[1.0, 0, -10], [0, 1, -20]]), (100, 100))
     assert lifted.principal_point().tolist() == [310.0, 220.0] and lifted.size == (100, 100)

@@ -134,7 +134,7 @@ def test_lift_matrix():
 @pytest.mark.parametrize("call,match", [
     (lambda: G.resize_matrix((0, 5), (3, 3)), "in_size must be positive"),
     (lambda: G.resize_matrix((4, 5), (3, 3, 3)), "out_size must have the form"),
-    (lambda: G.resize_matrix((4.0, 5), (3, 3)), "in_size must contain ints"),
+    (lambda: G.resize_matrix((4.5, 5), (3, 3)), "in_size must contain ints"),
     (lambda: G.hflip_matrix(-2), "width must be positive"),
     (lambda: G.rot90_matrix(1.5, (3, 3)), "k must be an int"),
     (lambda: G.rotate_matrix(10.0, (1.0, 2.0, 3.0)), r"center must have shape \(\.\.\., 2\)"),

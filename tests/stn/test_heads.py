@@ -128,7 +128,7 @@ def test_bad_types_raise_type_errors():
     with pytest.raises(TypeError, match="params_to_theta: params must be a floating point"):
         heads.params_to_theta(torch.zeros(6, dtype=torch.int64), "affine")
     with pytest.raises(TypeError, match="TransformHead: in_features must be an int"):
-        heads.TransformHead(3.0, "affine")
+        heads.TransformHead(3.5, "affine")
     with pytest.raises(TypeError, match="transform must be a str"):
         heads.TransformHead(3, None)
 

@@ -276,7 +276,7 @@ def test_validation_names_function_and_argument():
         (lambda: warp_affine(img.numpy(), A, (5, 5)), TypeError, "warp_affine: image must be a torch.Tensor"),
         (lambda: warp_affine(img > 0, A, (5, 5)), TypeError, "warp_affine: image must be a real"),
         (lambda: warp_affine(img, A, (5,)), ValueError, "warp_affine: size must have the form"),
-        (lambda: warp_affine(img, A, (5.0, 5)), TypeError, "warp_affine: size must contain ints"),
+        (lambda: warp_affine(img, A, (5.5, 5)), TypeError, "warp_affine: size must contain ints"),
         (lambda: warp_affine(img, A, (0, 5)), ValueError, "warp_affine: size must be positive"),
         (lambda: warp_affine(img, torch.eye(4), (5, 5)), ValueError, r"warp_affine: A must have shape \(\.\.\., 3, 3\)"),
         (lambda: warp_affine(img, A.expand(2, 3, 3), (5, 5)) if False else

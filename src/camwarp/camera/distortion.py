@@ -176,8 +176,7 @@ def undistort(xy: Tensor, dist: Tensor, model: str = "opencv", max_iter: int = M
     """
     fn = "undistort"
     _check(xy, dist, model, fn)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"{fn}: max_iter must be a non-negative int, got {max_iter!r}")
+    max_iter = _checks.check_int(max_iter, fn, "max_iter", minimum=0)
     dist = dist.to(xy)
     if dist.shape[-1] == 0 and model == "opencv":
         return xy + 0 * dist.sum(-1)[..., None, None]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .. import _checks
 from . import _io_formats as _f
 from .model import Camera
 
@@ -82,8 +83,7 @@ def write_colmap_cameras(path: str | Path, cameras: Mapping[int, Camera], model:
     fn = "write_colmap_cameras"
     items = []
     for cam_id, camera in cameras.items():
-        if isinstance(cam_id, bool) or not isinstance(cam_id, int) or cam_id < 0:
-            raise ValueError(f"{fn}: camera ids must be non-negative ints, got {cam_id!r}")
+        cam_id = _checks.check_int(cam_id, fn, "camera id", minimum=0)
         entries = _f.entries(fn, camera)
         if tuple(camera.batch_shape) != ():
             raise ValueError(f"{fn}: camera {cam_id} is batched {tuple(camera.batch_shape)}; write one camera "

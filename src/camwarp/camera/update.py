@@ -218,9 +218,8 @@ class CameraOps:
 
     def pad(self: Camera, left: int, top: int, right: int = 0, bottom: int = 0) -> Camera:
         """Return the camera of the image padded by whole pixels (negative values crop): ``c' = c + (left, top)``."""
-        for name, v in (("left", left), ("top", top), ("right", right), ("bottom", bottom)):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"Camera.pad: {name} must be an int, got {type(v).__name__}")
+        left, top, right, bottom = (_checks.check_int(v, "Camera.pad", name) for name, v in
+                                    (("left", left), ("top", top), ("right", right), ("bottom", bottom)))
         size = _checks.check_size((self.width + left + right, self.height + top + bottom), "Camera.pad",
                                   "padded size")
         return self._op(pad_matrix(left, top, dtype=self.dtype, device=self.device), size)
@@ -235,5 +234,6 @@ class CameraOps:
 
     def rot90(self: Camera, k: int = 1) -> Camera:
         """Return the camera of the image turned ``k`` quarter turns counter-clockwise (as ``torch.rot90``)."""
+        k = _checks.check_int(k, "Camera.rot90", "k")
         A = rot90_matrix(k, self.size, dtype=self.dtype, device=self.device)
         return self._op(A, self.size if k % 2 == 0 else self.size[::-1])

@@ -120,8 +120,7 @@ def rot90_matrix(k: int, size: Sequence[int], *, dtype=None, device=None) -> Ten
     Matches ``torch.rot90(image, k, dims=(-2, -1))`` and ``np.rot90``: for ``k = 1``,
     ``u' = v``, ``v' = W - 1 - u`` and the output is ``(H, W)``. Negative ``k`` turns clockwise.
     """
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"rot90_matrix: k must be an int, got {type(k).__name__}")
+    k = _checks.check_int(k, "rot90_matrix", "k")
     W, H = _checks.check_size(size, "rot90_matrix", "size")
     k %= 4
     A = torch.eye(3, dtype=dtype or torch.get_default_dtype(), device=device)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import _checks
 from ..errors import CamwarpError
 from ..transforms import from_op_list
 from .atomic import atomic_write_text, sweep_temp_files
@@ -69,8 +70,7 @@ def default_workers() -> int:
 
 
 def _check_int(value: object, fn: str, name: str, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
+    value = _checks.check_int(value, fn, name)
     if value < lo or (hi is not None and value > hi):
         raise ValueError(f"{fn}: {name} must be in [{lo}, {hi if hi is not None else 'inf'}), got {value}"
                          if hi is None else f"{fn}: {name} must be in [{lo}, {hi}], got {value}")

@@ -61,10 +61,7 @@ def _check_family(transform: object, dims: object, fn: str, tps_grid: object = 4
     if not isinstance(transform, str):
         raise TypeError(f"{fn}: transform must be a str, got {type(transform).__name__}")
     _checks.check_choice(transform, fn, "transform", FAMILIES if dims == 2 else FAMILIES_3D)
-    if isinstance(tps_grid, bool) or not isinstance(tps_grid, int):
-        raise TypeError(f"{fn}: tps_grid must be an int, got {type(tps_grid).__name__}")
-    if tps_grid < 2:
-        raise ValueError(f"{fn}: tps_grid must be at least 2 (a K x K grid of control points), got {tps_grid}")
+    tps_grid = _checks.check_int(tps_grid, fn, "tps_grid", minimum=2)  # K of a K x K grid of control points
     return transform, int(dims), tps_grid
 
 
@@ -217,10 +214,7 @@ class TransformHead(nn.Module):
                  max_angle: float | None = None, tps_grid: int = 4) -> None:
         super().__init__()
         fn = "TransformHead"
-        if isinstance(in_features, bool) or not isinstance(in_features, int):
-            raise TypeError(f"{fn}: in_features must be an int, got {type(in_features).__name__}")
-        if in_features <= 0:
-            raise ValueError(f"{fn}: in_features must be positive, got {in_features}")
+        in_features = _checks.check_int(in_features, fn, "in_features", minimum=1)
         self.transform, self.dims, self.tps_grid = _check_family(transform, dims, fn, tps_grid)
         self.bounds = _check_bounds(transform, fn, max_scale=max_scale, max_translation=max_translation,
                                    max_angle=max_angle)

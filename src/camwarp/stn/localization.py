@@ -29,11 +29,7 @@ __all__ = ["ConvLocalization", "FCLocalization"]
 
 
 def _check_channels(in_channels: object, fn: str) -> int:
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int):
-        raise TypeError(f"{fn}: in_channels must be an int, got {type(in_channels).__name__}")
-    if in_channels <= 0:
-        raise ValueError(f"{fn}: in_channels must be positive, got {in_channels}")
-    return in_channels
+    return _checks.check_int(in_channels, fn, "in_channels", minimum=1)
 
 
 def _check_widths(widths: object, fn: str, name: str) -> tuple[int, ...]:

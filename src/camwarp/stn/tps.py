@@ -38,10 +38,7 @@ def tps_control_points(grid_size: int, *, dtype: torch.dtype | None = None,
                 [-1.,  1.],
                 [ 1.,  1.]])
     """
-    if isinstance(grid_size, bool) or not isinstance(grid_size, int):
-        raise TypeError(f"tps_control_points: grid_size must be an int, got {type(grid_size).__name__}")
-    if grid_size < 2:
-        raise ValueError(f"tps_control_points: grid_size must be at least 2, got {grid_size}")
+    grid_size = _checks.check_int(grid_size, "tps_control_points", "grid_size", minimum=2)
     lin = torch.linspace(-1, 1, grid_size, dtype=dtype or torch.get_default_dtype(), device=device)
     y, x = torch.meshgrid(lin, lin, indexing="ij")
     return torch.stack([x.flatten(), y.flatten()], dim=-1)

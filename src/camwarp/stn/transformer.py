@@ -219,11 +219,7 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         fn = "SpatialTransformer"
         self.transform, self.dims, self.tps_grid = _check_family(transform, dims, fn, tps_grid)
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int):
-            raise TypeError(f"{fn}: in_channels must be an int, got {type(in_channels).__name__}")
-        if in_channels <= 0:
-            raise ValueError(f"{fn}: in_channels must be positive, got {in_channels}")
-        self.in_channels = in_channels
+        self.in_channels = _checks.check_int(in_channels, fn, "in_channels", minimum=1)
         self.out_size = None if out_size is None else _checks.check_size(out_size, fn, "out_size", (self.dims,))
         self.in_size = None if in_size is None else _checks.check_size(in_size, fn, "in_size", (self.dims,))
         self.mode = _checks.check_choice(mode, fn, "mode", MODES[self.dims])
@@ -259,9 +255,7 @@ class SpatialTransformer(nn.Module):
         if loc_features is None:
             raise ValueError(f"{fn}: cannot tell the size of the localization's features; pass loc_features "
                              f"(or in_size, or give the module an out_features attribute)")
-        if isinstance(loc_features, bool) or not isinstance(loc_features, int) or loc_features <= 0:
-            raise ValueError(f"{fn}: loc_features must be a positive int, got {loc_features!r}")
-        return loc, loc_features
+        return loc, _checks.check_int(loc_features, fn, "loc_features", minimum=1)
 
     def _check_input(self, x: Tensor, fn: str) -> tuple[int, ...]:
         """Validate ``x``; return its size ``(W, H[, D])``."""

@@ -104,8 +104,4 @@ class TrainConfig:
 
 
 def _positive_int(value: object, fn: str, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{fn}: {name} must be positive, got {value}")
-    return value
+    return _checks.check_int(value, fn, name, minimum=1)

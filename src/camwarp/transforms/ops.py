@@ -115,9 +115,7 @@ class Transform:
 
 
 def _int(x: object, fn: str, name: str) -> int:
-    if isinstance(x, bool) or not isinstance(x, int):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(x).__name__}")
-    return x
+    return _checks.check_int(x, fn, name)
 
 
 class Crop(Transform):

@@ -124,8 +124,7 @@ def optimal_new_camera(camera, alpha: float = 0.0, new_size: Sequence[int] | Non
     gy, gx = torch.meshgrid(t * ((H - 1) / (n - 1)), t * ((W - 1) / (n - 1)), indexing="ij")
     uv = torch.stack([gx, gy], dim=-1).reshape(n * n, 2)  # (81, 2) source pixel centres
     if camera.model == "opencv" and opencv_iterations is not None:
-        if isinstance(opencv_iterations, bool) or not isinstance(opencv_iterations, int) or opencv_iterations < 0:
-            raise ValueError(f"{fn}: opencv_iterations must be a non-negative int or None, got {opencv_iterations!r}")
+        opencv_iterations = _checks.check_int(opencv_iterations, fn, "opencv_iterations", minimum=0)
         xy = _opencv_fixed_point(_pixels_to_normalized(camera.K, uv), camera.dist, opencv_iterations)
     else:
         xy = camera.undistort_pixels(uv)  # (..., 81, 2)
