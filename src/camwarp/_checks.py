@@ -165,6 +165,17 @@ def common_float(*values: object, dtype: torch.dtype | None = None,
     return dtype, torch.device(device)
 
 
+def values_readable(*tensors: Tensor) -> bool:
+    """Whether a value check may read ``tensors``' values: all on the CPU and not inside ``torch.compile``.
+
+    The one rule for value checks (finite, non-singular, in range): where reading a value is free,
+    bad values raise; on another device (reading would synchronize it) or while ``torch.compile``
+    traces (reading would break the graph), the affected batch items come out NaN instead, so a
+    bad value is never a finite wrong answer (``docs/conventions.md``, "Value checks").
+    """
+    return all(t.device.type == "cpu" for t in tensors) and not torch.compiler.is_compiling()
+
+
 def broadcast_batch(fn: str, **shapes: tuple[int, ...]) -> torch.Size:
     """Broadcast named batch shapes, or raise naming the arguments that disagree."""
     dims: list[int] = []

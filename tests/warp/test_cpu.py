@@ -165,9 +165,11 @@ def test_resample_separable_2x_shrink_pairs_rows(dtype):
     offset = torch.tensor([[0.5, 0.5], [1.5, -0.3], [0.5, 0.7]], dtype=dtype)
     ref = antialias.resample_separable(x, scale, offset, (15, 11), "bilinear")
     assert_close(cpu.resample_separable(x, scale, offset, (15, 11), "bilinear"), ref, dtype)
-    like = x[:0].numpy()
-    ix, wx = cpu._tables(scale[:, 0], offset[:, 0], 15, 30, "bilinear", like)
-    iy, wy = cpu._tables(scale[:, 1], offset[:, 1], 11, 22, "bilinear", like)
+    from camwarp.warp.cpu import _resample
+
+    like, sc, of = x[:0].numpy(), scale.double().numpy(), offset.double().numpy()
+    ix, wx = _resample._tables(sc[:, 0].copy(), of[:, 0].copy(), 15, 30, "bilinear", like)
+    iy, wy = _resample._tables(sc[:, 1].copy(), of[:, 1].copy(), 11, 22, "bilinear", like)
     assert wx.shape[2] == 4
     out = torch.empty(3, 2, 11, 15, dtype=dtype)
     for lo, hi in ((0, 5), (5, 16), (16, 33), (33, 66)):  # rows (b C + c) H' + y

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import camwarp
-from camwarp.geometry import compose, crop_matrix, hflip_matrix, perspective_matrix, resize_matrix, rotate_matrix
+from camwarp.geometry import (compose, crop_matrix, hflip_matrix, invert, perspective_matrix, resize_matrix,
+                              rotate_matrix)
 from camwarp.warp import api
 
 IMG = torch.rand(2, 3, 120, 160, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -48,11 +49,11 @@ def test_axis_aligned_shrink_is_crop_resize():
 
 def test_separable_route_only_where_exact():
     x = IMG[:1]
-    inside = api.invert(resize_matrix((160, 120), (40, 30)).double())[None]
+    inside = invert(resize_matrix((160, 120), (40, 30)).double())[None]
     assert api._separable(inside, x, (40, 30))
-    rotated = api.invert(compose(rotate_matrix(1.0, (80.0, 60.0)), resize_matrix((160, 120), (40, 30))).double())[None]
+    rotated = invert(compose(rotate_matrix(1.0, (80.0, 60.0)), resize_matrix((160, 120), (40, 30))).double())[None]
     assert not api._separable(rotated, x, (40, 30))
-    padded = api.invert(compose(resize_matrix((160, 120), (40, 30)), crop_matrix(-5, 0)).double())[None]
+    padded = invert(compose(resize_matrix((160, 120), (40, 30)), crop_matrix(-5, 0)).double())[None]
     assert not api._separable(padded, x, (45, 30))  # samples beyond the image: padding_mode matters
-    upscale = api.invert(resize_matrix((160, 120), (320, 240)).double())[None]
+    upscale = invert(resize_matrix((160, 120), (320, 240)).double())[None]
     assert not api._separable(upscale, x, (320, 240))

@@ -12,7 +12,7 @@ from torch import Tensor
 from .. import _checks
 from ..errors import SingularMatrixError
 
-__all__ = ["compose", "invert", "transform_points", "is_affine"]
+__all__ = ["compose", "invert", "transform_points", "is_affine", "checked_inverse"]
 
 
 def compose(*matrices: Tensor) -> Tensor:
@@ -45,8 +45,9 @@ def invert(A: Tensor, *, check: bool = True, fn: str = "invert", name: str = "A"
     """Return ``A^-1``, the dst->src matrix, for ``A`` of shape ``(..., 3, 3)`` or ``(..., 4, 4)``.
 
     Args:
-        A: ``(..., 3, 3)`` or ``(..., 4, 4)`` float src->dst matrix; batch dims kept.
-        check: raise on a singular matrix (see Raises).
+        A: ``(..., 3, 3)`` or ``(..., 4, 4)`` float src->dst matrix; batch dims kept. float16 and
+            bfloat16 are inverted in float32 and returned in their dtype.
+        check: check the values (see Raises).
         fn: name used in error messages (for callers inside camwarp).
         name: argument name used in error messages (for callers inside camwarp).
 
@@ -54,9 +55,10 @@ def invert(A: Tensor, *, check: bool = True, fn: str = "invert", name: str = "A"
         ``(..., 3, 3)`` (``(..., 4, 4)``) inverse, differentiable in ``A``.
 
     Raises:
-        SingularMatrixError: (a ``ValueError``) if some matrix of the batch is singular. The check
-            reads the LU status, so on a GPU it costs one synchronization; ``check=False`` skips
-            it (a singular matrix then gives non-finite entries).
+        SingularMatrixError: (a ``ValueError``) a matrix of the batch is singular, and ``ValueError``
+            one with a non-finite entry, where the values can be read for free (CPU tensors,
+            outside ``torch.compile``). Elsewhere (GPU: no synchronization) such a matrix's inverse
+            is all NaN; ``check=False`` gives that everywhere.
         ValueError, TypeError: ``A`` is not a float tensor of square shape ``(..., 3|4, 3|4)``.
 
     Example:
@@ -69,11 +71,42 @@ def invert(A: Tensor, *, check: bool = True, fn: str = "invert", name: str = "A"
     _checks.check_float(A, fn, name)
     if A.shape[-1] != A.shape[-2]:
         raise ValueError(f"{fn}: {name} must be square, got {tuple(A.shape)}")
-    inv, info = torch.linalg.inv_ex(A)
-    if check and A.numel() and (bool((info != 0).any()) or not bool(torch.isfinite(inv).all())):
-        raise SingularMatrixError(f"{fn}: {name} is singular (not invertible); a pixel matrix must map "
-                                  f"the image onto an area, e.g. with a non-zero scale")
+    inv, _ = checked_inverse(A, fn, name, raise_errors=check)
     return inv
+
+
+def checked_inverse(A: Tensor, fn: str, name: str, affine: bool = False,
+                    raise_errors: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(A^-1, bad)`` under the value-check rule of :func:`camwarp._checks.values_readable`.
+
+    Where values are readable (and ``raise_errors``): a non-finite entry, a singular matrix or
+    (``affine``) a last row other than ``0 .. 0 1`` raises, and ``bad`` is None. Elsewhere the
+    inverse of such a matrix is all NaN and ``bad`` ``(...)`` marks it (no synchronization).
+    """
+    low = A.dtype in (torch.float16, torch.bfloat16)
+    M = A.float() if low else A
+    inv, info = torch.linalg.inv_ex(M)
+    finite = torch.isfinite(M).flatten(-2).all(-1)
+    if affine:
+        last = torch.zeros(M.shape[-1], dtype=M.dtype, device=M.device)
+        last[-1] = 1
+        affine_ok = (M[..., -1, :] == last).all(-1)
+    if raise_errors and _checks.values_readable(A) and A.numel():
+        if not bool(finite.all()):
+            raise ValueError(f"{fn}: {name} must be finite, got an inf or NaN entry")
+        if affine and not bool(affine_ok.all()):
+            zeros = " ".join(["0"] * (A.shape[-1] - 1))
+            raise ValueError(f"{fn}: {name} must be affine (last row {zeros} 1); "
+                             f"use warp_perspective for a projective matrix")
+        if bool((info != 0).any()) or not bool(torch.isfinite(inv).all()):
+            raise SingularMatrixError(f"{fn}: {name} is singular (not invertible); a pixel matrix must map "
+                                      f"the image onto an area, e.g. with a non-zero scale")
+        return (inv.to(A.dtype) if low else inv), None
+    bad = (info != 0) | ~finite | ~torch.isfinite(inv).flatten(-2).all(-1)
+    if affine:
+        bad = bad | ~affine_ok
+    inv = torch.where(bad[..., None, None], torch.full_like(inv, float("nan")), inv)
+    return (inv.to(A.dtype) if low else inv), bad
 
 
 def transform_points(A: Tensor, points: Tensor) -> Tensor:

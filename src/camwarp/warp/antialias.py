@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["prefilter_covariance", "perspective_covariance", "gaussian_prefilter", "resample_separable"]
+__all__ = ["prefilter_covariance", "perspective_covariance", "blurs", "gaussian_prefilter", "resample_separable"]
 
 # Variance of a one-pixel box: added to a non-zero Gaussian so that a thin, rotated kernel still
 # covers the integer grid (the Gaussian integrated over a pixel, to second order).
@@ -185,6 +185,16 @@ def _shifted_sum(x: Tensor, k: Tensor, dim: int) -> Tensor:
     return out
 
 
+def _active(cov: Tensor) -> Tensor:
+    # Below 1e-8 px^2 (rounding of a pure rotation's J J^T = I) the blur is nil: keep the image exact.
+    return cov.abs().amax(dim=(-2, -1)) > 1e-8
+
+
+def blurs(cov: Tensor) -> bool:
+    """Whether :func:`gaussian_prefilter` with ``cov`` ``(B, d, d)`` changes any image (one host read)."""
+    return bool(_active(cov.detach()).any())
+
+
 def gaussian_prefilter(x: Tensor, cov: Tensor, padding_mode: str = "zeros") -> Tensor:
     """Blur each image of a batch with its own Gaussian of covariance ``cov`` (source pixels^2).
 
@@ -209,8 +219,7 @@ def gaussian_prefilter(x: Tensor, cov: Tensor, padding_mode: str = "zeros") -> T
     """
     d = cov.shape[-1]
     B, C = x.shape[:2]
-    # Below 1e-8 px^2 (rounding of a pure rotation's J J^T = I) the blur is nil: keep the image exact.
-    active = cov.abs().amax(dim=(-2, -1)) > 1e-8  # (B,)
+    active = _active(cov)  # (B,)
     if x.numel() == 0 or not bool(active.any()):
         return x
     eff = cov + _PIXEL_VARIANCE * torch.eye(d, dtype=cov.dtype, device=cov.device) * active[:, None, None]

@@ -17,77 +17,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import _checks
-from ..geometry import invert, lift_matrix, translation_matrix
+from ..geometry import lift_matrix, translation_matrix
+from ..geometry.ops import checked_inverse
+from . import _args
 from . import antialias as _aa
 from . import dispatch
+from ._args import CROP_MODES as _CROP_MODES
+from ._args import MODES, MODES_3D, PADDING_MODES
 
 __all__ = ["warp_affine", "warp_perspective", "warp_affine3d", "crop_resize", "MODES", "MODES_3D", "PADDING_MODES"]
 
-MODES = ("bilinear", "nearest", "bicubic")
-MODES_3D = ("bilinear", "nearest")
-PADDING_MODES = ("zeros", "border", "reflection")
-_CROP_MODES = MODES + ("area",)
+_OPS = {(2, False): "affine", (2, True): "perspective", (3, False): "affine3d"}
 
 
-def _check_data(x: object, fn: str, name: str, dims: int) -> Tensor:
-    """An image/volume with a channel dim: float (any) or integer; returned unchanged."""
-    _checks.check_tensor(x, fn, name)
-    core = "C H W" if dims == 2 else "C D H W"
-    if x.ndim < dims + 1:
-        raise ValueError(f"{fn}: {name} must have shape (..., {', '.join(core.split())}) with a channel dim, "
-                         f"got {tuple(x.shape)}")
-    if x.dtype == torch.bool or x.is_complex():
-        raise TypeError(f"{fn}: {name} must be a real float or integer tensor, got dtype {x.dtype}")
-    if 0 in x.shape[-dims:]:
-        raise ValueError(f"{fn}: {name} must have a non-empty spatial size, got {tuple(x.shape)}")
-    return x
-
-
-def _check_options(fn: str, mode: object, padding_mode: object, antialias: object, modes: Sequence[str]) -> None:
-    _checks.check_choice(mode, fn, "mode", modes)
-    _checks.check_choice(padding_mode, fn, "padding_mode", PADDING_MODES)
-    if not isinstance(antialias, bool):
-        raise TypeError(f"{fn}: antialias must be a bool, got {type(antialias).__name__}")
-
-
-def _check_matrix(A: object, fn: str, name: str, x: Tensor, d: int, affine: bool) -> Tensor:
-    """``A`` as a float tensor on ``x``'s device, lifted to ``(..., d+1, d+1)``."""
-    _checks.check_tensor(A, fn, name)
-    if A.ndim < 2 or A.shape[-2:] not in ((d + 1, d + 1),) + (((d, d + 1),) if affine else ()):
-        forms = f"(..., {d + 1}, {d + 1})" + (f" or (..., {d}, {d + 1})" if affine else "")
-        raise ValueError(f"{fn}: {name} must have shape {forms}, got {tuple(A.shape)}")
-    if not A.is_floating_point():
-        A = A.to(x.dtype if x.is_floating_point() else torch.float32)
-    A = lift_matrix(A.to(x.device))
-    # The last row is a value: checked where reading it is free (CPU), never with a GPU sync.
-    if affine and A.device.type == "cpu" and A.numel():
-        last = torch.zeros(d + 1, dtype=A.dtype)
-        last[-1] = 1
-        if not bool((A[..., -1, :].detach() == last).all()):
-            raise ValueError(f"{fn}: {name} must be affine (last row {' '.join(['0'] * d)} 1); "
-                             f"use warp_perspective for a projective matrix")
-    return A
-
-
-def _to_float(x: Tensor) -> Tensor:
-    return x if x.is_floating_point() else x.to(torch.float32)
-
-
-def _from_float(y: Tensor, like: Tensor) -> Tensor:
-    """Back to ``like``'s dtype: integers are rounded (half to even) and clamped to their range."""
-    if like.is_floating_point():
-        return y.to(like.dtype)
-    info = torch.iinfo(like.dtype)
-    return y.round().clamp(info.min, info.max).to(like.dtype)
-
-
-def _flatten(x: Tensor, M: Tensor, fn: str, xname: str, mname: str, dims: int) -> tuple[Tensor, Tensor, torch.Size]:
-    """Broadcast batch dims; return ``x`` ``(B, C, *spatial)``, ``M`` ``(B, d+1, d+1)`` and the batch shape."""
+def _flatten(x: Tensor, M: Tensor, batch: torch.Size, dims: int) -> tuple[Tensor, Tensor]:
+    """``x`` ``(B, C, *spatial)`` and ``M`` ``(B, d+1, d+1)`` over the broadcast ``batch``."""
     core = dims + 1
-    batch = _checks.broadcast_batch(fn, **{xname: x.shape[:-core], mname: M.shape[:-2]})
     xf = x.expand(*batch, *x.shape[-core:]).reshape(-1, *x.shape[-core:])
     Mf = M.expand(*batch, *M.shape[-2:]).reshape(-1, *M.shape[-2:])
-    return xf, Mf, batch
+    return xf, Mf
 
 
 def _separable(src_from_dst: Tensor, x: Tensor, size: tuple[int, ...]) -> bool:
@@ -141,36 +89,50 @@ def _crop_to_footprint(x: Tensor, src_from_dst: Tensor, size: tuple[int, ...], c
 def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: str, antialias: bool,
           backend: str | None, dims: int, projective: bool, names: tuple[str, str]) -> Tensor:
     xname, mname = names
-    modes = MODES if dims == 2 else MODES_3D + ("trilinear",)
-    _check_data(x, fn, xname, dims)
+    _args.check_data(x, fn, xname, dims)
     size = _checks.check_size(size, fn, "size", (dims,))
-    _check_options(fn, mode, padding_mode, antialias, modes)
+    _args.check_options(fn, mode, padding_mode, antialias, MODES if dims == 2 else MODES_3D + ("trilinear",))
     dispatch.check_backend(backend, fn)
     mode = "bilinear" if mode == "trilinear" else mode
-    A = _check_matrix(A, fn, mname, x, dims, affine=not projective)
-    xf, Af, batch = _flatten(x, A, fn, xname, mname, dims)
+    A = _args.check_matrix(A, fn, mname, x, dims, affine=not projective)
+    bx, ba = x.shape[:-dims - 1], A.shape[:-2]
+    batch = bx if bx == ba else _checks.broadcast_batch(fn, **{xname: bx, mname: ba})
     out_shape = (*batch, x.shape[-dims - 1], *size[::-1])
-    if xf.shape[0] == 0 or x.shape[-dims - 1] == 0:
+    _args.check_output(fn, out_shape, x.dtype, x.device)
+    if 0 in out_shape[:-dims]:  # an empty batch or no channels
         return x.new_empty(out_shape)
-    src_from_dst = invert(Af, fn=fn, name=mname)
-    xf = _to_float(xf)
-    if antialias and mode == "bilinear" and dims == 2 and not projective and _separable(src_from_dst, xf, size):
+    xf = _args.to_float(x)
+    if not antialias or mode == "nearest":
+        out = dispatch.warp(_OPS[dims, projective], xf, A, size, mode, padding_mode, batch, backend, fn, names)
+        return _args.from_float(out, x)
+    op = _OPS[dims, projective]
+    x_float = xf
+    xf, Af = _flatten(xf, lift_matrix(A), batch, dims)
+    src_from_dst, bad = checked_inverse(Af, fn, mname, affine=not projective)
+    if bad is not None:  # no value checks here (GPU / torch.compile): keep the filter's support finite
+        src_from_dst = torch.where(bad[:, None, None], torch.eye(dims + 1, dtype=Af.dtype, device=Af.device),
+                                   src_from_dst)
+    if mode == "bilinear" and dims == 2 and not projective and _separable(src_from_dst, xf, size):
         # An axis-aligned shrink inside the image (crop, resize, flip): crop_resize's exact separable
         # triangle filter (F.interpolate(antialias=True)), O(output) instead of a full-image blur.
         out = dispatch.resample_separable(xf, src_from_dst[:, :2, :2].diagonal(dim1=-2, dim2=-1),
                                           src_from_dst[:, :2, 2], size, "bilinear", backend=backend)
-        return _from_float(out, x).reshape(out_shape)
-    if antialias and mode != "nearest":
+    else:
         in_size = tuple(xf.shape[:1:-1])  # (W, H[, D])
         cov = (_aa.perspective_covariance(src_from_dst, in_size, size) if projective
                else _aa.prefilter_covariance(src_from_dst))
+        if bad is None and not _aa.blurs(cov):  # nothing to blur: the plain warp, bit for bit
+            out = dispatch.warp(op, x_float, A, size, mode, padding_mode, batch, backend, fn, names)
+            return _args.from_float(out, x)
         if padding_mode != "reflection":
             xf, src_from_dst = _crop_to_footprint(xf, src_from_dst, size, cov, projective)
         xf = _aa.gaussian_prefilter(xf, cov, padding_mode)
-    sampler = (dispatch.sample_perspective if projective else
-               dispatch.sample_affine if dims == 2 else dispatch.sample_affine3d)
-    out = sampler(xf, src_from_dst, size, mode, padding_mode, backend=backend)
-    return _from_float(out, x).reshape(out_shape)
+        sampler = (dispatch.sample_perspective if projective else
+                   dispatch.sample_affine if dims == 2 else dispatch.sample_affine3d)
+        out = sampler(xf, src_from_dst, size, mode, padding_mode, backend=backend)
+    if bad is not None:
+        out = torch.where(bad.reshape(-1, *[1] * (dims + 1)), torch.full_like(out, float("nan")), out)
+    return _args.from_float(out, x).reshape(out_shape)
 
 
 def warp_affine(image: Tensor, A: Tensor, size: Sequence[int], mode: str = "bilinear", padding_mode: str = "zeros",
@@ -272,24 +234,6 @@ def warp_affine3d(volume: Tensor, A: Tensor, size: Sequence[int], mode: str = "b
                  ("volume", "A"))
 
 
-def _check_box(box: object, x: Tensor, fn: str) -> Tensor:
-    """``box`` ``(x0, y0, w, h)`` -> float tensor ``(..., 4)`` on ``x``'s device."""
-    if isinstance(box, Tensor):
-        _checks.check_shape(box, fn, "box", "... 4")
-        if not box.is_floating_point():
-            box = box.to(x.dtype if x.is_floating_point() else torch.float32)
-        box = box.to(x.device)
-        if box.device.type == "cpu" and box.numel() and not bool((box[..., 2:].detach() > 0).all()):
-            raise ValueError(f"{fn}: box sizes (w, h) must be positive")
-        return box
-    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
-        raise TypeError(f"{fn}: box must be a tuple (x0, y0, w, h) or a tensor (..., 4), got {box!r}")
-    x0, y0 = (_checks.check_finite_number(v, fn, "box") for v in box[:2])
-    w, h = (_checks.check_finite_number(v, fn, "box (w, h)", positive=True) for v in box[2:])
-    dtype = x.dtype if x.is_floating_point() else torch.float32
-    return torch.tensor([x0, y0, w, h], dtype=torch.promote_types(dtype, torch.float32), device=x.device)
-
-
 def _integer_crop(box: object, x: Tensor, size: tuple[int, int], mode: str, backend: str | None) -> Tensor | None:
     """The crop ``x[..., y0:y0+h, x0:x0+w]`` when ``F.interpolate`` of it is ``crop_resize``, else None.
 
@@ -349,39 +293,40 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
                  [10.5000, 12.5000]]])
     """
     fn = "crop_resize"
-    _check_data(image, fn, "image", 2)
+    _args.check_data(image, fn, "image", 2)
     size = _checks.check_size(size, fn, "size", (2,))
-    _check_options(fn, mode, "border", antialias, _CROP_MODES)
+    _args.check_options(fn, mode, "border", antialias, _CROP_MODES)
     dispatch.check_backend(backend, fn)
-    box_arg, box = box, _check_box(box, image, fn)
-    batch = _checks.broadcast_batch(fn, image=image.shape[:-3], box=box.shape[:-1])
-    xf = image.expand(*batch, *image.shape[-3:]).reshape(-1, *image.shape[-3:])
-    bf = box.expand(*batch, 4).reshape(-1, 4)
-    out_shape = (*batch, image.shape[-3], size[1], size[0])
-    if xf.shape[0] == 0 or image.shape[-3] == 0:
-        return image.new_empty(out_shape)
-    xf = _to_float(xf)
-    separable = mode == "area" or (antialias and mode != "nearest")
-    if not separable and (crop := _integer_crop(box_arg, xf, size, mode, backend)) is not None:
-        return _from_float(F.interpolate(crop, size=(size[1], size[0]), mode=mode, align_corners=False),
-                           image).reshape(out_shape)
-    H, W = xf.shape[-2:]
-    out_wh = torch.tensor(size, dtype=bf.dtype, device=bf.device)
-    scale = bf[:, 2:] / out_wh                   # (B, 2) source pixels per output pixel
-    offset = bf[:, :2] + scale / 2 - 0.5         # (B, 2) source centre of output pixel (0, 0)
-    if separable:
-        out = dispatch.resample_separable(xf, scale, offset, size, mode, backend=backend)
+    Wo, Ho = size
+    if isinstance(box, Tensor) or _checks._is_array(box):
+        box_t = _args.check_box(box, image, fn)
+        batch = _checks.broadcast_batch(fn, image=image.shape[:-3], box=box_t.shape[:-1])
     else:
-        zero = torch.zeros_like(scale[:, 0])
-        src_from_dst = torch.stack([scale[:, 0], zero, offset[:, 0], zero, scale[:, 1], offset[:, 1],
-                                    zero, zero, zero + 1], -1).reshape(-1, 3, 3)  # u = s u' + offset
-        out = dispatch.sample_affine(xf, src_from_dst, size, mode, "border", backend=backend)
-        limit = torch.tensor([W, H], dtype=scale.dtype, device=scale.device) - 0.5
-        last = offset + scale * (out_wh - 1)  # centres increase from offset to last
-        if scale.device.type != "cpu" or not bool(((offset >= -0.5) & (last <= limit)).all()):
-            centres = offset[:, :, None] + scale[:, :, None] * torch.arange(max(size), dtype=scale.dtype,
-                                                                             device=scale.device)  # (B, 2, n)
-            ok = (centres >= -0.5) & (centres <= limit[None, :, None])  # output centres inside the image
-            mask = ok[:, 1, : size[1], None] & ok[:, 0, None, : size[0]]  # (B, H', W')
-            out = out * mask[:, None].to(out.dtype)
-    return _from_float(out, image).reshape(out_shape)
+        box_t = None
+        x0, y0, w, h = _args.box_numbers(box, fn)
+        batch = image.shape[:-3]
+    out_shape = (*batch, image.shape[-3], Ho, Wo)
+    _args.check_output(fn, out_shape, image.dtype, image.device)
+    if 0 in out_shape[:-2]:  # an empty batch or no channels
+        return image.new_empty(out_shape)
+    xf = _args.to_float(image)
+    separable = mode == "area" or (antialias and mode != "nearest")
+    kernel = mode if separable else {"bilinear": "linear", "nearest": "nearest", "bicubic": "cubic"}[mode]
+    bad = None
+    if box_t is None:
+        if not separable and (crop := _integer_crop(box, xf, size, mode, backend)) is not None:
+            out = F.interpolate(crop.reshape(-1, *crop.shape[-3:]), size=(Ho, Wo), mode=mode, align_corners=False)
+            return _args.from_float(out, image).reshape(out_shape)
+        sx, sy = w / Wo, h / Ho
+        scale, offset = (sx, sy), (x0 + sx / 2 - 0.5, y0 + sy / 2 - 0.5)  # u = s u' + offset, shared
+    else:
+        xf = xf.expand(*batch, *xf.shape[-3:]).reshape(-1, *xf.shape[-3:])
+        bf = box_t.expand(*batch, 4).reshape(-1, 4)
+        if (bad := _args.bad_boxes(bf)) is not None:  # GPU: unchecked values; keep the taps finite
+            bf = torch.where(bad[:, None], torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=bf.dtype, device=bf.device), bf)
+        scale = bf[:, 2:] / torch.tensor([Wo, Ho], dtype=bf.dtype, device=bf.device)  # (B, 2)
+        offset = bf[:, :2] + scale / 2 - 0.5  # (B, 2) source centre of output pixel (0, 0)
+    out = dispatch.resample_separable(xf, scale, offset, size, kernel, backend=backend)
+    if bad is not None:
+        out = torch.where(bad[:, None, None, None], torch.full_like(out, float("nan")), out)
+    return _args.from_float(out, image).reshape(out_shape)

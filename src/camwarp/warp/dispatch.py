@@ -43,8 +43,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["available_backends", "check_backend", "forced_backend", "get_backend", "sample_affine", "sample_theta", "sample_perspective",
-           "sample_affine3d", "resample_separable", "ENV_VAR"]
+__all__ = ["available_backends", "check_backend", "forced_backend", "get_backend", "warp", "sample_affine",
+           "sample_theta", "sample_perspective", "sample_affine3d", "resample_separable", "ENV_VAR"]
 
 ENV_VAR = "CAMWARP_BACKEND"
 
@@ -64,7 +64,10 @@ def _triton_rule(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: st
 
 
 def _cpu_rule(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
-    return (cpu := _load("cpu")) is not None and cpu.supports(op, x, matrix, mode, padding_mode)
+    # Not while torch.compile traces: the compiled numba calls are opaque to it (the reference's
+    # torch ops compile, and fuse).
+    return ((cpu := _load("cpu")) is not None and cpu.supports(op, x, matrix, mode, padding_mode)
+            and not torch.compiler.is_compiling())
 
 
 # Automatic choice: (name, predicate(op, x, matrix, mode, padding_mode)) tried in order; the first
@@ -170,6 +173,39 @@ def get_backend(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str
     return _load("reference")  # type: ignore[return-value]
 
 
+_SAMPLERS = {"affine": "sample_affine", "perspective": "sample_perspective", "affine3d": "sample_affine3d"}
+
+
+def warp(op: str, x: Tensor, A: Tensor, size: Sequence[int], mode: str, padding_mode: str, batch: torch.Size,
+         backend: str | None = None, fn: str = "warp", names: tuple[str, str] = ("image", "A")) -> Tensor:
+    """Warp ``x`` ``(..., C, *spatial)`` by the **src->dst** ``A`` ``(..., d+1, d+1)`` (the public warps' path).
+
+    ``op``: ``"affine"``, ``"perspective"`` or ``"affine3d"``; ``batch``: the broadcast batch shape
+    of ``x`` and ``A``. A backend with its own ``warp`` (``"cpu"``) checks and inverts ``A`` inside
+    its compiled kernels; otherwise ``A`` is inverted by
+    :func:`camwarp.geometry.ops.checked_inverse` (named errors on the CPU, NaN items elsewhere)
+    and the backend's dst->src sampler runs on the flattened batch. Returns ``(*batch, C, *size[::-1])``.
+    """
+    forced = forced_backend(backend, fn)
+    if forced is not None:
+        module = _load(forced)
+    else:
+        module = get_backend(op, x, A, mode, padding_mode, None, fn)
+    if hasattr(module, "warp"):
+        return module.warp(op, x, A, size, mode, padding_mode, batch, fn, names)
+    from ..geometry import lift_matrix
+    from ..geometry.ops import checked_inverse
+    d = 3 if op == "affine3d" else 2
+    core = x.shape[-d - 1:]
+    xf = x.expand(*batch, *core).reshape(-1, *core)
+    Af = lift_matrix(A).expand(*batch, d + 1, d + 1).reshape(-1, d + 1, d + 1)
+    M, bad = checked_inverse(Af, fn, names[1], affine=op != "perspective")
+    out = getattr(module, _SAMPLERS[op])(xf, M, size, mode, padding_mode)
+    if bad is not None:
+        out = torch.where(bad.reshape(-1, *[1] * (d + 1)), torch.full_like(out, float("nan")), out)
+    return out.reshape(*batch, *out.shape[1:])
+
+
 def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode: str = "bilinear",
                   padding_mode: str = "zeros", backend: str | None = None) -> Tensor:
     """Sample ``image`` ``(B, C, H, W)`` at ``src_from_dst @ p`` (``(B, 3, 3)`` or ``(B, 2, 3)``, dst->src pixels).
@@ -231,12 +267,17 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
     return module.sample_affine3d(volume, src_from_dst, size, mode, padding_mode)
 
 
-def resample_separable(x: Tensor, scale: Tensor, offset: Tensor, size: Sequence[int], kernel: str = "bilinear",
-                       backend: str | None = None) -> Tensor:
-    """Resample ``x`` ``(B, C, H, W)`` on an axis-aligned grid with ``crop_resize``'s separable filters.
+def resample_separable(x: Tensor, scale: Tensor | Sequence[float], offset: Tensor | Sequence[float],
+                       size: Sequence[int], kernel: str = "bilinear", backend: str | None = None) -> Tensor:
+    """Resample ``x`` ``(..., C, H, W)`` on an axis-aligned grid with ``crop_resize``'s separable filters.
 
-    See :func:`camwarp.warp.antialias.resample_separable` (the oracle, used for ``"reference"``
-    and every input the CPU kernels do not take); returns ``(B, C, H', W')`` for ``size=(W', H')``.
+    Output pixel ``(i, j)`` reads around ``scale * (i, j) + offset`` (per axis; ``(B, 2)`` tensors
+    over the flattened batch, or one ``(s_u, s_v)`` pair for all). ``kernel``: the antialiasing
+    filters of :func:`camwarp.warp.antialias.resample_separable` (``bilinear``, ``bicubic``,
+    ``area``: the oracle, used for ``"reference"`` and every input the CPU kernels do not take),
+    or plain sampling as ``grid_sample`` with ``border`` padding (``linear``, ``nearest``,
+    ``cubic``: :func:`camwarp.warp.reference.sample_crop`); output pixels whose centre lies beyond
+    the image edges are 0. Returns ``(..., C, H', W')`` for ``size=(W', H')``.
 
     Example:
         >>> import torch
@@ -245,7 +286,17 @@ def resample_separable(x: Tensor, scale: Tensor, offset: Tensor, size: Sequence[
         tensor([[[[0.5000, 2.5000, 4.5000]]]])
     """
     forced = forced_backend(backend, "resample_separable")
-    if forced in (None, "cpu") and _usable("cpu"):
-        return _load("cpu").resample_separable(x, scale, offset, size, kernel)  # type: ignore[union-attr]
-    from .antialias import resample_separable as oracle
-    return oracle(x, scale, offset, size, kernel)
+    if forced in (None, "cpu") and (cpu := _load("cpu")) is not None and cpu.supports_resample(x, scale, offset, kernel) \
+            and (forced == "cpu" or not torch.compiler.is_compiling()):
+        return cpu.resample_separable(x, scale, offset, size, kernel)
+    from . import antialias, reference
+    B = x.shape[:-3].numel()
+    xf = x.reshape(B, *x.shape[-3:])
+    sc, of = (v.expand(B, 2) if isinstance(v, Tensor) else torch.tensor([v], dtype=x.dtype, device=x.device).expand(B, 2)
+              for v in (scale, offset))
+    if kernel in ("linear", "nearest", "cubic"):
+        mode = {"linear": "bilinear", "nearest": "nearest", "cubic": "bicubic"}[kernel]
+        out = reference.sample_crop(xf, sc, of, size, mode)
+    else:
+        out = antialias.resample_separable(xf, sc, of, size, kernel)
+    return out.reshape(*x.shape[:-3], *out.shape[1:])

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ..geometry import denormalize_matrix, normalize_matrix
 
-__all__ = ["sample_affine", "sample_perspective", "sample_affine3d"]
+__all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "sample_crop"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -160,3 +160,37 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
     theta = _normalized(_square(src_from_dst, 3), (W, H, D), (Wo, Ho, Do), grid_dtype)
     grid = F.affine_grid(theta[:, :3], [B, C, Do, Ho, Wo], align_corners=False)  # (B, D', H', W', 3)
     return _sample(volume, grid, mode, padding_mode, sample_dtype)
+
+
+def sample_crop(image: Tensor, scale: Tensor, offset: Tensor, size: Sequence[int], mode: str = "bilinear") -> Tensor:
+    """Sample ``image`` on the axis-aligned grid ``u = scale * u' + offset`` (``crop_resize`` without antialiasing).
+
+    ``grid_sample`` with ``border`` padding at the pixel map ``diag(scale) + offset``; output pixels
+    whose centre lies beyond the image edges ``[-0.5, n - 0.5]`` are 0 (``cv2.resize`` has none).
+
+    Args:
+        image: ``(B, C, H, W)`` float.
+        scale: ``(B, 2)`` source pixels per output pixel along ``(u, v)``.
+        offset: ``(B, 2)`` source position of output pixel ``(0, 0)``, centre frame.
+        size: output ``(W', H')``.
+        mode: ``"bilinear"``, ``"nearest"`` or ``"bicubic"``.
+
+    Returns:
+        ``(B, C, H', W')``, differentiable in ``image``, ``scale`` and ``offset``.
+
+    Example:
+        >>> x = torch.arange(4.0).reshape(1, 1, 1, 4)
+        >>> sample_crop(x, torch.tensor([[1.0, 1.0]]), torch.tensor([[2.0, 0.0]]), (3, 1))
+        tensor([[[[2., 3., 0.]]]])
+    """
+    H, W = image.shape[-2:]
+    zero = torch.zeros_like(scale[:, 0])
+    src_from_dst = torch.stack([scale[:, 0], zero, offset[:, 0], zero, scale[:, 1], offset[:, 1],
+                                zero, zero, zero + 1], -1).reshape(-1, 3, 3)  # u = s u' + offset
+    out = sample_affine(image, src_from_dst, size, mode, "border")
+    steps = torch.arange(max(size), dtype=scale.dtype, device=scale.device)
+    centres = offset[:, :, None] + scale[:, :, None] * steps  # (B, 2, n)
+    limit = torch.tensor([W, H], dtype=scale.dtype, device=scale.device)[None, :, None] - 0.5
+    ok = (centres >= -0.5) & (centres <= limit)  # output centres inside the image
+    mask = ok[:, 1, : size[1], None] & ok[:, 0, None, : size[0]]  # (B, H', W')
+    return out * mask[:, None].to(out.dtype)

@@ -34,13 +34,16 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .. import antialias, reference
+from .. import reference
 from . import _kernels2d, _kernels3d, _separable
 from ._parallel import run as _run
 from ._sample2d import DTYPES, MODES, PADS, Plan, Sample2d, matrices, matrix_grad
+from ._sample2d import forward as _forward2d
+from ._resample import resample_separable, supports_resample
 from ._theta import sample_theta
 
-__all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "sample_theta", "resample_separable", "supports"]
+__all__ = ["warp", "sample_affine", "sample_perspective", "sample_affine3d", "sample_theta", "resample_separable",
+           "supports", "supports_resample"]
 
 _MODES, _PADS, _DTYPES = MODES, PADS, DTYPES
 
@@ -112,6 +115,41 @@ def _flat_plan(image: Tensor, matrix: Tensor, size, mode: str, padding_mode: str
     return Plan(tuple(size), _MODES[mode], _PADS[padding_mode], persp, False, (n,), n)
 
 
+def warp(op: str, x: Tensor, A: Tensor, size: Sequence[int], mode: str, padding_mode: str, batch: torch.Size,
+         fn: str = "warp", names: tuple[str, str] = ("image", "A")) -> Tensor:
+    """Warp ``x`` ``(..., C, *spatial)`` by the **src->dst** ``A`` (the public warps' lean path).
+
+    The contract of :func:`camwarp.warp.dispatch.warp`: ``A`` ``(..., d+1, d+1)`` (affine:
+    ``(..., d, d+1)`` too) is checked and inverted inside one compiled call
+    (:func:`._prepare.prepare`: ``ValueError``/``SingularMatrixError`` naming ``fn`` and
+    ``names[1]``), then sampled; no torch op touches the matrix. Batch dims broadcast (an image
+    shared by several matrices is expanded first). Returns ``(*batch, C, *size[::-1])``; calls this
+    backend does not run (:func:`supports`) go to the reference.
+
+    Example:
+        >>> x = torch.arange(4.0).reshape(1, 1, 4)
+        >>> warp("affine", x, torch.tensor([[1.0, 0, 1], [0, 1, 0], [0, 0, 1]]), (4, 1), "bilinear", "zeros",
+        ...      torch.Size([]))
+        tensor([[[0., 0., 1., 2.]]])
+    """
+    d = 3 if op == "affine3d" else 2
+    if not supports(op, x, A, mode, padding_mode):
+        from .. import dispatch
+        return dispatch.warp(op, x, A, size, mode, padding_mode, batch, "reference", fn, names)
+    n = math.prod(batch)
+    core = x.shape[-d - 1:]
+    if math.prod(x.shape[:-d - 1]) != n:
+        x = x.expand(*batch, *core)
+    if math.prod(A.shape[:-2]) not in (1, n):
+        A = A.expand(*batch, *A.shape[-2:])
+    plan = Plan(tuple(size), _MODES[mode], _PADS[padding_mode], op == "perspective", True, batch, n, fn, names[1])
+    if torch.is_grad_enabled() and (x.requires_grad or A.requires_grad):
+        return (_Sample3d if d == 3 else Sample2d).apply(x, A, plan)
+    if d == 3:
+        return _Sample3d.apply(x, A, plan)
+    return _forward2d(x, A, plan)[0]
+
+
 def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode: str = "bilinear",
                   padding_mode: str = "zeros") -> Tensor:
     """Sample ``image`` at ``src_from_dst @ p`` for every output pixel ``p`` (affine, pixels, centre frame).
@@ -161,87 +199,3 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
     if not supports("affine3d", volume, src_from_dst, mode, padding_mode):
         return reference.sample_affine3d(volume, src_from_dst, size, mode, padding_mode)
     return _Sample3d.apply(volume, src_from_dst, _flat_plan(volume, src_from_dst, size, mode, padding_mode, False))
-
-
-class _Resample(torch.autograd.Function):
-    """Separable resampling by fixed tap tables; differentiable in the image only."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, iy, wy, ix, wx) -> Tensor:
-        img = x.detach().contiguous()
-        B, C = img.shape[:2]
-        out = torch.empty(B, C, wy.shape[1], wx.shape[1], dtype=img.dtype)
-        if out.numel():
-            _run(_separable.forward, B * C * wy.shape[1], out.numel(), img.numpy(), iy, wy, ix, wx,
-                 _separable.spans(ix, wx), out.numpy())
-        ctx.tables, ctx.shape = (iy, wy, ix, wx), img.shape
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gout: Tensor):
-        B, C = ctx.shape[:2]
-        g = gout.detach().contiguous()
-        gimg = torch.zeros(ctx.shape, dtype=g.dtype)
-        if g.numel():
-            _run(_separable.adjoint, B * C, g.numel(), g.numpy(), *ctx.tables, gimg.numpy())
-        return gimg, None, None, None, None
-
-
-_TABLES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # recent tap tables (a pipeline repeats its boxes)
-
-
-def _tables(scale: Tensor, offset: Tensor, n_out: int, n: int, kernel: str, like: np.ndarray):
-    """One axis of :func:`camwarp.warp.antialias.resample_separable` as banded tap tables (cached)."""
-    key = (scale.numpy().tobytes(), offset.numpy().tobytes(), scale.dtype, n_out, n, kernel, like.dtype)
-    if key not in _TABLES:
-        if len(_TABLES) >= 64:
-            _TABLES.pop(next(iter(_TABLES)))
-        _TABLES[key] = _build_tables(scale, offset, n_out, n, kernel, like)
-    return _TABLES[key]
-
-
-def _build_tables(scale: Tensor, offset: Tensor, n_out: int, n: int, kernel: str, like: np.ndarray):
-    i = torch.arange(n_out, dtype=scale.dtype, device=scale.device)
-    c = scale[:, None] * i + offset[:, None]  # (B, n_out) source centres, as the reference computes them
-    idx, w = antialias._taps(c, scale, n, kernel)
-    w = w * ~((c < -0.5) | (c > n - 0.5))[..., None]  # centre beyond the image edge: 0
-    return _separable.band(idx.numpy(), w.to(torch.float64).numpy(), n, like)
-
-
-def resample_separable(x: Tensor, scale: Tensor, offset: Tensor, size: Sequence[int],
-                       kernel: str = "bilinear") -> Tensor:
-    """Resample ``x`` on an axis-aligned grid with ``crop_resize``'s filters (two 1-D compiled passes).
-
-    Same contract and result as :func:`camwarp.warp.antialias.resample_separable` (output pixel
-    ``(i, j)`` reads around ``scale * (i, j) + offset``; triangle, Keys ``a = -0.5`` or area
-    filter, stretched by the downscale factor, renormalized over the image), whose tap tables it
-    uses. Runs here for CPU float32/float64 images when no gradient is needed for ``scale`` and
-    ``offset``; otherwise that function runs.
-
-    Args:
-        x: ``(B, C, H, W)`` float.
-        scale: ``(B, 2)`` source pixels per output pixel along ``(u, v)``.
-        offset: ``(B, 2)`` source position of output pixel ``(0, 0)``, centre frame.
-        size: output ``(W', H')``.
-        kernel: ``"bilinear"``, ``"bicubic"`` or ``"area"``.
-
-    Returns:
-        ``(B, C, H', W')`` in ``x``'s dtype, differentiable in ``x``.
-
-    Example:
-        >>> x = torch.arange(6.0).reshape(1, 1, 1, 6)
-        >>> resample_separable(x, torch.tensor([[2.0, 1.0]]), torch.tensor([[0.5, 0.0]]), (3, 1), "area")
-        tensor([[[[0.5000, 2.5000, 4.5000]]]])
-    """
-    grad_params = torch.is_grad_enabled() and (scale.requires_grad or offset.requires_grad)
-    if (x.device.type != "cpu" or scale.device.type != "cpu" or x.dtype not in _DTYPES or grad_params
-            or kernel not in ("bilinear", "bicubic", "area")):
-        return antialias.resample_separable(x, scale, offset, size, kernel)
-    H, W = x.shape[-2:]
-    work = torch.promote_types(x.dtype, scale.dtype)
-    scale, offset = scale.detach().to(work), offset.detach().to(work)
-    like = np.empty(0, dtype=x.detach()[:0].numpy().dtype)
-    ix, wx = _tables(scale[:, 0], offset[:, 0], size[0], W, kernel, like)
-    iy, wy = _tables(scale[:, 1], offset[:, 1], size[1], H, kernel, like)
-    return _Resample.apply(x, iy, wy, ix, wx)
