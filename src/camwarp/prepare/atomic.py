@@ -6,6 +6,9 @@ beside the target and are renamed over it in one system call. The random part ke
 writers of one target (shards starting together write the same ``job.json``) apart;
 :func:`sweep_temp_files` removes the strays a killed run leaves. With ``fsync=True`` the data and the
 directory entry are also flushed to the disk (power-loss safety, at a cost in throughput).
+A failed write (a full disk, a read-only folder) removes its temporary file and raises the
+``OSError``, naming the file (:func:`os_error_message` makes it one line); :func:`is_disk_error`
+tells an error of the whole file system from one of a path.
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ def ensure_dir(path: str | os.PathLike) -> Path:
     except FileExistsError:  # exist_ok only forgives a folder
         raise NotADirectoryError(errno.ENOTDIR, "a file is in the way of this folder", str(path)) from None
     return path
+
+
+def _named(err: OSError, path: Path) -> None:
+    """Make ``err`` name ``path`` if it names no file (``write``/``close`` errors do not)."""
+    if err.errno is not None and err.filename is None:
+        err.filename = str(path)
 
 
 def temp_path(path: str | os.PathLike) -> Path:
@@ -157,8 +166,11 @@ def atomic_path(path: str | os.PathLike, write_to: Callable[[Path], object], fsy
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        _named(err, path)
+        raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
     if fsync:
         _fsync_dir(path.parent)
@@ -188,9 +200,11 @@ def atomic_text(path: str | os.PathLike, fsync: bool = False) -> Iterator[TextIO
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError):
+            _named(err, path)
         raise
     if fsync:
         _fsync_dir(path.parent)
