@@ -74,6 +74,21 @@ def signed_by(path: Path, pid: int) -> Callable[[], bool]:
 # --- real faults: mounts ------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
+def chmod_works() -> bool:
+    """Whether ``chmod a-w`` stops this process from writing (not for root, unless it dropped its
+    CAP_DAC_OVERRIDE)."""
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o555)
+        try:
+            os.mkdir(os.path.join(d, "x"))
+        except PermissionError:
+            return True
+        finally:
+            os.chmod(d, 0o755)
+    return False
+
+
+@functools.lru_cache(maxsize=None)
 def can_mount() -> bool:
     """Whether this process may mount a tmpfs (root in a container that allows it)."""
     if os.geteuid() != 0:
@@ -107,14 +122,17 @@ def tmpfs(path: Path, size: int) -> Iterator[Callable[[int], None]]:
 
 @contextlib.contextmanager
 def read_only_os(path: Path) -> Iterator[None]:
-    """Make folder ``path`` read-only for real: ``chmod 555`` (not root) or a read-only bind mount (root)."""
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o555)
+    """Make folder ``path`` read-only for real: ``chmod a-w`` where that stops this process, else a
+    read-only bind mount (root)."""
+    if chmod_works():  # everything under it too, as a read-only mount would be
+        modes = {p: p.stat().st_mode for p in [path, *path.rglob("*")]}
+        for p, mode in modes.items():
+            p.chmod(mode & ~0o222)
         try:
             yield
         finally:
-            path.chmod(mode)
+            for p, mode in modes.items():
+                p.chmod(mode)
         return
     _mount("--bind", str(path), str(path))
     try:
@@ -124,11 +142,16 @@ def read_only_os(path: Path) -> Iterator[None]:
         _umount(path)
 
 
+def os_mode(*values: object):
+    """``pytest.param("os", *values)``, skipped where no real read-only folder can be made."""
+    real = chmod_works() or can_mount()
+    return pytest.param("os", *values, marks=pytest.mark.skipif(not real, reason="root without mount: chmod does "
+                                                                               "not stop root"))
+
+
 def os_modes() -> list:
-    """``["os", "patched"]``, the ``"os"`` case skipped where no real read-only folder can be made."""
-    real = os.geteuid() != 0 or can_mount()
-    return [pytest.param("os", marks=pytest.mark.skipif(not real, reason="root without mount: chmod does not "
-                                                                           "stop root")), "patched"]
+    """``["os", "patched"]`` (see :func:`os_mode`)."""
+    return [os_mode(), "patched"]
 
 
 # --- patched faults: the OS calls of the writers ----------------------------------------------------

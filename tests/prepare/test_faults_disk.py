@@ -13,8 +13,8 @@ import re
 import shutil
 
 import pytest
-from _faults import (assert_same_tree, can_mount, disk_full_patched, os_modes, read_only_os, read_only_patched,
-                     tmpfs, tree)
+from _faults import (assert_same_tree, can_mount, chmod_works, disk_full_patched, os_mode, os_modes, read_only_os,
+                     read_only_patched, tmpfs, tree)
 
 from camwarp.cli import main
 from camwarp.prepare import prepare
@@ -61,7 +61,7 @@ def _read_only(mode: str, path, monkeypatch, code: int = errno.EROFS):
 def _os_errno(mode: str, code: int = errno.EROFS) -> int:
     if mode == "patched":
         return code
-    return errno.EROFS if os.geteuid() == 0 else errno.EACCES  # a read-only bind mount, or chmod
+    return errno.EACCES if chmod_works() else errno.EROFS  # chmod, or a read-only bind mount
 
 
 def _names(line: str, path, code: int) -> bool:
@@ -106,8 +106,7 @@ def test_an_unfinished_job_on_a_read_only_output_resumes_once_writable(dataset, 
     assert_same_tree(out, clean)
 
 
-@pytest.mark.parametrize("mode, code", [pytest.param(*os_modes()[0].values, errno.EROFS, marks=os_modes()[0].marks),
-                                        ("patched", errno.EROFS), ("patched", errno.EACCES)])
+@pytest.mark.parametrize("mode, code", [os_mode(errno.EROFS), ("patched", errno.EROFS), ("patched", errno.EACCES)])
 def test_a_read_only_images_folder_stops_the_job_or_fails_its_files(dataset, clean, tmp_path, capsys, monkeypatch,
                                                                       mode, code):
     out = tmp_path / "out"
@@ -187,3 +186,21 @@ def test_a_full_disk_is_one_line_exit_2_and_the_rerun_after_freeing_space_is_cle
         code, lines = _cli(capsys, dataset, out)
         assert code == 0, lines
         assert_same_tree(out, clean)
+
+
+@pytest.mark.parametrize("layout", ["nerfstudio", "camera"])
+def test_a_full_disk_at_the_last_write_in_the_other_layouts(tmp_path, capsys, monkeypatch, layout):
+    src = make_dataset(tmp_path / "in", layout, n=3, size=(64, 48), image_format="png")
+    clean = tmp_path / "clean"
+    with disk_full_patched(monkeypatch, None) as budget:
+        assert prepare(src, clean, OPS, workers=1).errors == []
+    out = tmp_path / "out"
+    with disk_full_patched(monkeypatch, budget.used - 1):  # the very last write fails
+        code, lines = _cli(capsys, src, out)
+    assert code == 2 and len(lines) == 1 and _names(lines[0], out, errno.ENOSPC), lines
+    if layout == "nerfstudio":  # the merge (the camera file of the other is written by camwarp.camera.io)
+        assert f"{out / 'transforms.json'}: " in lines[0], lines
+    _assert_nothing_half_written(out, clean)
+    code, lines = _cli(capsys, src, out)
+    assert code == 0, lines
+    assert_same_tree(out, clean)
