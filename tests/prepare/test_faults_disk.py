@@ -151,7 +151,8 @@ def test_a_file_in_the_way_of_a_folder(dataset, clean, tmp_path, capsys, blocked
     if exit_code == 2:  # the state folder (before any work) or the merged model (after it): the job stops
         assert len(lines) == 1 and f"{out / named}: " in lines[0] and "[ENOTDIR]" in lines[0], lines
     else:  # the depth maps' folder: each image with a depth map fails
-        assert f"camwarp prepare: {N} file(s) failed:" in lines and f"{out / named}: a file is in the way" in lines[-1], lines
+        assert f"camwarp prepare: {N} file(s) failed:" in lines, lines
+        assert f"{out / named}: a file is in the way of this folder [ENOTDIR]" in lines[-1], lines
     (out / blocked).unlink()
     code, lines = _cli(capsys, dataset, out)
     assert code == 0, lines
