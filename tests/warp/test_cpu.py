@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 cpu = pytest.importorskip("camwarp.warp.cpu", reason="numba is not installed")
 
 from camwarp.warp import antialias, dispatch, reference  # noqa: E402
+from camwarp.warp.cpu import _sample2d  # noqa: E402
 from checks import assert_close, check_op  # noqa: E402
 
 MODES = ["bilinear", "nearest"]
@@ -108,7 +109,7 @@ def test_axis_aligned_maps_take_the_separable_path(mode, pad):
     M[:, 1, 1] = torch.tensor([0.45, 1.7, -1.0])
     M[:, :2, 2] = torch.tensor([[0.6, -1.3], [11.2, 2.4], [0.3, 7.6]])  # off-lattice: no bilinear kinks
     M[:, 2, 2] = 1
-    assert cpu._axis_aligned(cpu._matrix(M, 2, (13, 9), True))
+    assert _sample2d._axis_aligned(_sample2d.fold_matrix(M, 2, (13, 9)))
     compare("sample_affine", x, M, (7, 8), mode, pad)
     # Image gradient only: the separable adjoint.
     g = torch.randn(3, 2, 8, 7, dtype=torch.float64)

@@ -35,15 +35,14 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .. import antialias, reference
-from . import _affine2d, _kernels2d, _kernels3d, _separable
+from . import _kernels2d, _kernels3d, _separable
 from ._parallel import run as _run
+from ._sample2d import DTYPES, MODES, PADS, Plan, Sample2d, matrices, matrix_grad
 from ._theta import sample_theta
 
 __all__ = ["sample_affine", "sample_perspective", "sample_affine3d", "sample_theta", "resample_separable", "supports"]
 
-_MODES = {"bilinear": 0, "nearest": 1}
-_PADS = {"zeros": 0, "border": 1, "reflection": 2}
-_DTYPES = (torch.float32, torch.float64)
+_MODES, _PADS, _DTYPES = MODES, PADS, DTYPES
 
 
 def supports(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> bool:
@@ -60,149 +59,57 @@ def supports(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -
             and op in ("affine", "perspective", "affine3d"))
 
 
-def _matrix(M: Tensor, d: int, size_in: Sequence[int], affine: bool) -> np.ndarray:
-    """float64 ``(B, d+1, d+1)`` copy of ``M``; for an affine call, the rows the reference samples with.
-
-    The reference samples an affine ``(B, d+1, d+1)`` through torch's normalized theta, whose first
-    ``d`` rows also read the last row ``L``: ``u_i = M_i p + (s_i - 1) / 2 (1 - L p)``. Folding that
-    in keeps forward and gradient (``L`` included) identical to the reference for any last row.
-    """
-    m = M.detach().to(torch.float64).numpy()
-    if not affine:
-        return m.copy()
-    out = np.zeros((m.shape[0], d + 1, d + 1))
-    out[:, :d] = m[:, :d]
-    out[:, d, d] = 1.0
-    if m.shape[-2] == d + 1:
-        for i, s in enumerate(size_in):
-            out[:, i] += (s - 1) / 2 * (out[:, d] - m[:, d])
-    return out
-
-
-def _fold_back(grad: Tensor, shape: torch.Size, size_in: Sequence[int]) -> Tensor:
-    """Chain rule of :func:`_matrix`: gradient wrt the caller's affine matrix of shape ``shape``."""
-    d = len(size_in)
-    if shape[-2] == d:
-        return grad[:, :d]
-    grad[:, d] = -sum((s - 1) / 2 * grad[:, i] for i, s in enumerate(size_in))
-    return grad
-
-
-def _axis_aligned(m: np.ndarray) -> bool:
-    return not (m[:, 0, 1].any() or m[:, 1, 0].any() or m[:, 2, :2].any()) and bool((m[:, 2, 2] == 1).all())
-
-
-def _separable_taps(m: np.ndarray, in_size: Sequence[int], out_size: Sequence[int], mode: int, pad: int,
-                    dtype: torch.dtype):
-    """Banded tap tables ``(sy, wy, sx, wx)`` of an axis-aligned ``m`` for :mod:`._separable`."""
-    W, H = in_size
-    Wo, Ho = out_size
-    K = 1 if mode == 1 else 2
-    like = np.empty(0, dtype=torch.empty(0, dtype=dtype).numpy().dtype)
-    ix, wx = _separable.taps(m[:, 0, 0].copy(), m[:, 0, 2].copy(), Wo, W, mode, pad, K)
-    iy, wy = _separable.taps(m[:, 1, 1].copy(), m[:, 1, 2].copy(), Ho, H, mode, pad, K)
-    return (*_separable.band(iy, wy, H, like), *_separable.band(ix, wx, W, like))
-
-
-class _Sample2d(torch.autograd.Function):
-    """Fused 2-D sampler: numba forward (separable when axis-aligned) and deterministic backward."""
-
-    @staticmethod
-    def forward(ctx, image: Tensor, matrix: Tensor, size: tuple[int, int], mode: str, padding_mode: str,
-                persp: bool) -> Tensor:
-        img = image.detach().contiguous()
-        B, C, H, W = img.shape
-        Wo, Ho = size
-        m = _matrix(matrix, 2, (W, H), not persp)
-        code, pad = _MODES[mode], _PADS[padding_mode]
-        out = torch.empty(B, C, Ho, Wo, dtype=img.dtype)
-        separable = out.numel() > 0 and _axis_aligned(m)
-        if separable:
-            iy, wy, ix, wx = _separable_taps(m, (W, H), size, code, pad, img.dtype)
-            _run(_separable.forward, B * C * Ho, out.numel(), img.numpy(), iy, wy, ix, wx,
-                 _separable.spans(ix, wx), out.numpy())
-        elif out.numel() and code == 0 and not persp and pad != 2 and min(H, W) >= 2:
-            _run(_affine2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), pad)
-        elif out.numel():
-            _run(_kernels2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), code, pad, persp)
-        ctx.save_for_backward(img, torch.from_numpy(m))
-        ctx.args = (matrix.shape, matrix.dtype, code, pad, persp, separable)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, gout: Tensor):
-        img, M = ctx.saved_tensors
-        shape, mdtype, code, pad, persp, separable = ctx.args
-        need_img, need_mat = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        B, C, H, W = img.shape
-        Ho, Wo = gout.shape[-2:]
-        g = gout.detach().contiguous().to(img.dtype)
-        gimg = torch.zeros_like(img) if need_img else torch.zeros(1, 1, 1, 1, dtype=img.dtype)
-        gmat = torch.zeros(B, 9, dtype=torch.float64)
-        if g.numel() and need_img and separable and not need_mat:
-            _run(_separable.adjoint, B * C, g.numel(), g.numpy(),
-                 *_separable_taps(M.numpy(), (W, H), (Wo, Ho), code, pad, img.dtype), gimg.numpy())
-        elif g.numel():
-            # Bands split an item's work between threads; the sums do not depend on their number.
-            bands = max(1, min(H, math.ceil(torch.get_num_threads() / max(B, 1))))
-            rows = torch.zeros(B, Ho, 9, dtype=torch.float64)
-            if code == 0 and not persp and pad != 2 and min(H, W) >= 2:
-                _run(_affine2d.backward, B * bands, g.numel(), img.numpy(), M.numpy(), g.numpy(), gimg.numpy(),
-                     rows.numpy(), pad, need_img, need_mat, bands)
-            else:
-                _run(_kernels2d.backward, B * bands, g.numel(), img.numpy(), M.numpy(), g.numpy(), gimg.numpy(),
-                     rows.numpy(), code, pad, persp, need_img, need_mat, bands)
-            if need_mat:
-                _kernels2d.reduce_rows(rows.numpy(), gmat.numpy())
-        if not need_mat:
-            return (gimg if need_img else None), None, None, None, None, None
-        gmat = gmat.reshape(B, 3, 3)
-        gmat = (gmat if persp else _fold_back(gmat, shape, (W, H))).to(mdtype)
-        return (gimg if need_img else None), gmat, None, None, None, None
-
-
 class _Sample3d(torch.autograd.Function):
-    """Fused 3-D sampler: numba forward and deterministic backward."""
+    """Fused 3-D sampler: numba forward and deterministic backward (``apply(volume, matrix, plan)``)."""
 
     @staticmethod
-    def forward(ctx, volume: Tensor, matrix: Tensor, size: tuple[int, int, int], mode: str,
-                padding_mode: str) -> Tensor:
+    def forward(ctx, volume: Tensor, matrix: Tensor, plan: Plan) -> Tensor:
         vol = volume.detach().contiguous()
-        B, C, D, H, W = vol.shape
-        Wo, Ho, Do = size
-        m = _matrix(matrix, 3, (W, H, D), True)
-        code, pad = _MODES[mode], _PADS[padding_mode]
-        out = torch.empty(B, C, Do, Ho, Wo, dtype=vol.dtype)
-        if out.numel():
-            _run(_kernels3d.forward, B * Do * Ho, out.numel(), vol.numpy(), m, out.numpy(), code, pad)
-        ctx.save_for_backward(vol, torch.from_numpy(m))
-        ctx.args = (matrix.shape, matrix.dtype, code, pad)
+        C, D, H, W = vol.shape[-4:]
+        Wo, Ho, Do = plan.size
+        n = plan.n
+        v = vol.numpy().reshape(n, C, D, H, W)
+        m, _ = matrices(matrix, plan, (W, H, D), d=3)
+        out = torch.empty((*plan.batch, C, Do, Ho, Wo), dtype=vol.dtype)
+        o = out.numpy().reshape(n, C, Do, Ho, Wo)
+        if o.size:
+            _run(_kernels3d.forward, n * Do * Ho, o.size, v, m, o, plan.mode, plan.pad)
+        ctx.save_for_backward(vol)
+        ctx.m, ctx.plan, ctx.shapes = m, plan, (volume.shape, matrix.shape, matrix.dtype)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gout: Tensor):
-        vol, M = ctx.saved_tensors
-        shape, mdtype, code, pad = ctx.args
+        (vol,) = ctx.saved_tensors
+        plan, M = ctx.plan, ctx.m
+        shape, mshape, mdtype = ctx.shapes
         need_vol, need_mat = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        B, C, D, H, W = vol.shape
-        Do, Ho = gout.shape[2], gout.shape[3]
-        g = gout.detach().contiguous().to(vol.dtype)
-        gvol = torch.zeros_like(vol) if need_vol else torch.zeros(1, 1, 1, 1, 1, dtype=vol.dtype)
-        rows = torch.zeros(B, Do * Ho, 12, dtype=torch.float64)
-        if g.numel():
-            bands = max(1, min(D, math.ceil(torch.get_num_threads() / max(B, 1))))
-            _run(_kernels3d.backward, B * bands, g.numel(), vol.numpy(), M.numpy(), g.numpy(), gvol.numpy(),
-                 rows.numpy(), code, pad, need_vol, need_mat, bands)
+        n = plan.n
+        C, D, H, W = vol.shape[-4:]
+        Wo, Ho, Do = plan.size
+        v = vol.numpy().reshape(n, C, D, H, W)
+        g = gout.detach().contiguous().to(vol.dtype).numpy().reshape(n, C, Do, Ho, Wo)
+        gvol = np.zeros_like(v) if need_vol else np.zeros((1, 1, 1, 1, 1), dtype=v.dtype)
+        rows = np.zeros((n, Do * Ho, 12))
+        if g.size:
+            bands = max(1, min(D, math.ceil(torch.get_num_threads() / max(n, 1))))
+            _run(_kernels3d.backward, n * bands, g.size, v, M, g, gvol, rows, plan.mode, plan.pad, need_vol,
+                 need_mat, bands)
         gmat = None
         if need_mat:
-            flat = torch.zeros(B, 12, dtype=torch.float64)
-            _kernels2d.reduce_rows(rows.numpy(), flat.numpy())
-            full = torch.zeros(B, 4, 4, dtype=torch.float64)
-            full[:, :3] = flat.reshape(B, 3, 4)
-            gmat = _fold_back(full, shape, (W, H, D)).to(mdtype)
-        return (gvol if need_vol else None), gmat, None, None, None
+            flat = np.zeros((n, 12))
+            _kernels2d.reduce_rows(rows, flat)
+            full = np.zeros((n, 4, 4))
+            full[:, :3] = flat.reshape(n, 3, 4)
+            gmat = matrix_grad(full, M, mshape, mdtype, plan, (W, H, D))
+        return (torch.from_numpy(gvol).reshape(shape) if need_vol else None), gmat, None
+
+
+def _flat_plan(image: Tensor, matrix: Tensor, size, mode: str, padding_mode: str, persp: bool) -> Plan:
+    """The :class:`Plan` of a backend-API call: a flat batch and a dst->src matrix."""
+    n = image.shape[0]
+    return Plan(tuple(size), _MODES[mode], _PADS[padding_mode], persp, False, (n,), n)
 
 
 def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode: str = "bilinear",
@@ -220,7 +127,7 @@ def sample_affine(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode
     """
     if not supports("affine", image, src_from_dst, mode, padding_mode):
         return reference.sample_affine(image, src_from_dst, size, mode, padding_mode)
-    return _Sample2d.apply(image, src_from_dst, tuple(size), mode, padding_mode, False)
+    return Sample2d.apply(image, src_from_dst, _flat_plan(image, src_from_dst, size, mode, padding_mode, False))
 
 
 def sample_perspective(image: Tensor, src_from_dst: Tensor, size: Sequence[int], mode: str = "bilinear",
@@ -237,7 +144,7 @@ def sample_perspective(image: Tensor, src_from_dst: Tensor, size: Sequence[int],
     """
     if not supports("perspective", image, src_from_dst, mode, padding_mode):
         return reference.sample_perspective(image, src_from_dst, size, mode, padding_mode)
-    return _Sample2d.apply(image, src_from_dst, tuple(size), mode, padding_mode, True)
+    return Sample2d.apply(image, src_from_dst, _flat_plan(image, src_from_dst, size, mode, padding_mode, True))
 
 
 def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], mode: str = "bilinear",
@@ -253,7 +160,7 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
     """
     if not supports("affine3d", volume, src_from_dst, mode, padding_mode):
         return reference.sample_affine3d(volume, src_from_dst, size, mode, padding_mode)
-    return _Sample3d.apply(volume, src_from_dst, tuple(size), mode, padding_mode)
+    return _Sample3d.apply(volume, src_from_dst, _flat_plan(volume, src_from_dst, size, mode, padding_mode, False))
 
 
 class _Resample(torch.autograd.Function):

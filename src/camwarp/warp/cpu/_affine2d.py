@@ -1,7 +1,8 @@
-"""numba kernels of the CPU backend: the affine bilinear sampler with zeros/border padding, and theta maps.
+"""numba kernels of the CPU backend: the affine and perspective bilinear sampler with zeros/border padding, and theta maps.
 
 Output row ``y`` of an affine map reads the source along the line ``u = a x + ub``,
-``v = c x + vb`` (float64). Every pixel takes the same branch-free path: the coordinate is clamped
+``v = c x + vb`` (float64); a perspective map divides by ``w = e x + wb`` (a point with
+``w <= 0``, behind the camera, reads far outside the image, as the reference). Every pixel takes the same branch-free path: the coordinate is clamped
 (``border``: to the image; ``zeros``: to ``[-2, W + 1]``, which changes no tap), the first tap is
 ``l = clip(floor(u), 0, W - 2)`` and taps ``l``, ``l + 1`` get the triangle weights
 ``max(0, 1 - |u - j|)``. Near and beyond the edges this moves the 2-tap window inside the image
@@ -46,11 +47,18 @@ def _axis(u, n, pad):
     return lo, max(0.0, 1.0 - abs(d)), max(0.0, 1.0 - abs(d - 1.0))
 
 
+@njit(inline="always", **_OPTS)
+def _behind(W, H):
+    """Where a point behind the camera (``w <= 0``) reads: the reference's normalized ``-4``, far outside."""
+    return (-3.0 * W - 1.0) / 2.0, (-3.0 * H - 1.0) / 2.0
+
+
 @njit(**_OPTS)
-def forward(img, mat, out, pad, lo, hi):
+def forward(img, mat, out, pad, persp, lo, hi):
     """``out[b, c, y, x] = bilinear(img[b, c], M_b (x, y, 1))`` for the flat output rows ``[lo, hi)``.
 
-    ``padding`` 0 (zeros) or 1 (border); the image is at least 2 x 2.
+    ``padding`` 0 (zeros) or 1 (border); the image is at least 2 x 2. ``persp``: divide by the
+    third coordinate ``w`` (a point with ``w <= 0`` reads as far outside the image).
     """
     B, C, H, W = img.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -73,14 +81,30 @@ def forward(img, mat, out, pad, lo, hi):
         a1 = mat[b, 1, 0]
         ub = mat[b, 0, 1] * y + mat[b, 0, 2]
         vb = mat[b, 1, 1] * y + mat[b, 1, 2]
-        for x in range(Wo):  # the row's taps: a vectorized loop
-            xl, ax0, ax1 = _axis(a0 * x + ub, W, pad)
-            yl, ay0, ay1 = _axis(a1 * x + vb, H, pad)
-            idx[x] = np.uint64(yl * W + xl)
-            wx0[x] = ax0
-            wx1[x] = ax1
-            wy0[x] = ay0
-            wy1[x] = ay1
+        if persp:
+            a2 = mat[b, 2, 0]
+            wb = mat[b, 2, 1] * y + mat[b, 2, 2]
+            far_u, far_v = _behind(W, H)
+            for x in range(Wo):  # the row's taps: a vectorized loop
+                w = a2 * x + wb
+                front = w > 0.0
+                iw = 1.0 / w if front else 0.0
+                xl, ax0, ax1 = _axis((a0 * x + ub) * iw if front else far_u, W, pad)
+                yl, ay0, ay1 = _axis((a1 * x + vb) * iw if front else far_v, H, pad)
+                idx[x] = np.uint64(yl * W + xl)
+                wx0[x] = ax0
+                wx1[x] = ax1
+                wy0[x] = ay0
+                wy1[x] = ay1
+        else:
+            for x in range(Wo):  # the row's taps: a vectorized loop
+                xl, ax0, ax1 = _axis(a0 * x + ub, W, pad)
+                yl, ay0, ay1 = _axis(a1 * x + vb, H, pad)
+                idx[x] = np.uint64(yl * W + xl)
+                wx0[x] = ax0
+                wx1[x] = ax1
+                wy0[x] = ay0
+                wy1[x] = ay1
         pb = np.uint64(b * C) * plane
         ob = np.uint64(b * C) * oplane + np.uint64(y * Wo)
         if C == 3:  # RGB: one pass, the taps read once for the three planes
@@ -161,27 +185,43 @@ def _slope(d):
 
 
 @njit(inline="always", **_OPTS)
-def _windows(mat, y, W, H, pad, plane0, s_i, s_y, s_f):
+def _windows(mat, y, W, H, pad, persp, plane0, s_i, s_y, s_f):
     """Output row ``y``'s 2 x 2 windows: first tap ``s_i``, its input row ``s_y``, weights and slopes ``s_f``.
 
     ``s_f`` rows: x weights of taps 0, 1; y weights of taps 0, 1; then the derivatives of those
     weights wrt ``u`` (rows 4, 5) and ``v`` (rows 6, 7), times the padding's ``du/du_raw`` (border:
-    0 where the coordinate was clamped). One branch-free, vectorizable loop.
+    0 where the coordinate was clamped; 0 behind the camera). For ``persp``: row 8 ``1 / w`` (0
+    behind the camera), rows 9, 10 the raw ``(u, v)``. One branch-free, vectorizable loop.
     """
     a0 = mat[0, 0]
     a1 = mat[1, 0]
     ub = mat[0, 1] * y + mat[0, 2]
     vb = mat[1, 1] * y + mat[1, 2]
+    a2 = mat[2, 0]
+    wb = mat[2, 1] * y + mat[2, 2]
+    far_u, far_v = _behind(W, H)
     for x in range(s_i.shape[0]):
-        u = a0 * x + ub
-        v = a1 * x + vb
+        if persp:
+            w = a2 * x + wb
+            front = w > 0.0
+            iw = 1.0 / w if front else 0.0
+            u = (a0 * x + ub) * iw if front else far_u
+            v = (a1 * x + vb) * iw if front else far_v
+            g = 1.0 if front else 0.0
+            s_f[8, x] = iw
+            s_f[9, x] = u
+            s_f[10, x] = v
+        else:
+            u = a0 * x + ub
+            v = a1 * x + vb
+            g = 1.0
         if pad == 1:
-            gu = 1.0 if 0.0 < u < W - 1 else 0.0
-            gv = 1.0 if 0.0 < v < H - 1 else 0.0
+            gu = g if 0.0 < u < W - 1 else 0.0
+            gv = g if 0.0 < v < H - 1 else 0.0
             u = min(max(u, 0.0), W - 1.0)
             v = min(max(v, 0.0), H - 1.0)
         else:
-            gu = gv = 1.0
+            gu = gv = g
             u = min(max(u, -2.0), W + 1.0)
             v = min(max(v, -2.0), H + 1.0)
         xl = min(max(int(math.floor(u)), 0), W - 2)
@@ -236,12 +276,15 @@ def _du_dv(src, i, W, g, s_f, x):
 
 
 @njit(inline="always", **_OPTS)
-def _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, out):
-    """Sums ``(du x, du y, du, dv x, dv y, dv)`` over output row ``y`` into ``out[:6]`` (float64).
+def _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, persp, out):
+    """Sums of ``d loss / d M`` along output row ``y`` into ``out[:9]`` (float64).
 
-    ``du``, ``dv``: a pixel's loss derivatives wrt its sampled coordinate, summed over channels.
+    ``du``, ``dv``: a pixel's loss derivatives wrt its sampled coordinate, summed over channels;
+    affine: ``(du x, du y, du, dv x, dv y, dv, 0, 0, 0)``. Perspective (``u = (M_0 p) / w``):
+    ``du / w`` and ``dv / w`` in place of ``du``, ``dv``, and ``dw = -(u du + v dv) / w`` in the
+    last three.
     """
-    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = 0.0
     for x in range(s_i.shape[0]):
         i = s_i[x]
         if C == 1:  # loop-invariant: compiled as two loops
@@ -252,6 +295,14 @@ def _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, out):
                 a, b = _du_dv(src, i + c * plane, W, gdst[go + c * oplane + x], s_f, x)
                 du += a
                 dv += b
+        if persp:
+            iw = s_f[8, x]
+            du *= iw
+            dv *= iw
+            dw = -(du * s_f[9, x] + dv * s_f[10, x])
+            s6 += dw * x
+            s7 += dw * y
+            s8 += dw
         s0 += du * x
         s1 += du * y
         s2 += du
@@ -264,10 +315,13 @@ def _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, out):
     out[3] = s3
     out[4] = s4
     out[5] = s5
+    out[6] = s6
+    out[7] = s7
+    out[8] = s8
 
 
 @njit(**_OPTS)
-def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, hi):
+def backward(img, mat, gout, gimg, rowgrad, pad, persp, need_img, need_mat, bands, lo, hi):
     """Gradients of :func:`forward` (zeros/border, image at least 2 x 2) for work units ``b bands + k`` in ``[lo, hi)``.
 
     The same contract as :func:`._kernels2d.backward`: unit ``(b, k)`` (band ``k`` of ``bands``)
@@ -275,7 +329,7 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
     row of item ``b`` in raster order (so each input pixel receives its contributions in one fixed
     order whatever the number of bands), and writes output rows ``[k H' / bands, (k+1) H' / bands)``
     of ``rowgrad[b]`` (``(B, H', 9)`` float64 sums along each row of ``d loss / d M_b``; entries
-    6-8 stay 0). Per output row: :func:`_windows` (forward's branch-free 2 x 2 windows), then one
+    6-8 stay 0 unless ``persp``). Per output row: :func:`_windows` (forward's branch-free 2 x 2 windows), then one
     scatter loop for the image gradient and one gather loop for the matrix gradient (the value's
     derivative along an axis is ``sum_taps slope(u - j) p_j``, times the padding's).
     """
@@ -288,7 +342,7 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
     oplane = Ho * Wo
     s_i = np.empty(Wo, dtype=np.int64)
     s_y = np.empty(Wo, dtype=np.int64)
-    s_f = np.empty((8, Wo), dtype=img.dtype)
+    s_f = np.empty((11, Wo), dtype=img.dtype)
     for unit in range(lo, hi):
         b = unit // bands
         k = unit - b * bands
@@ -300,10 +354,10 @@ def backward(img, mat, gout, gimg, rowgrad, pad, need_img, need_mat, bands, lo, 
             own = need_mat and o0 <= y < o1
             if not own and not need_img:
                 continue
-            _windows(mat[b], y, W, H, pad, b * C * plane, s_i, s_y, s_f)
+            _windows(mat[b], y, W, H, pad, persp, b * C * plane, s_i, s_y, s_f)
             go = b * C * oplane + y * Wo
             if need_img:
                 for c in range(C):
                     _scatter(gsrc, gdst, s_i, s_y, s_f, c * plane, go + c * oplane, W, r0, r1, bands == 1)
             if own:
-                _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, rowgrad[b, y])
+                _row_grad(src, gdst, s_i, s_f, go, W, y, C, plane, oplane, persp, rowgrad[b, y])

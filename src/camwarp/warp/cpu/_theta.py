@@ -44,7 +44,7 @@ class _SampleTheta(torch.autograd.Function):
         _affine2d.theta_matrix(th.numpy() if th.is_contiguous() else th.contiguous().numpy(), W, H, Wo, Ho, m)
         out = torch.empty(B, C, Ho, Wo, dtype=img.dtype)
         if out.numel() and min(H, W) >= 2:
-            _run(_affine2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), pad)
+            _run(_affine2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), pad, False)
         elif out.numel():
             _run(_kernels2d.forward, B * Ho, out.numel(), img.numpy(), m, out.numpy(), 0, pad, False)
         ctx.save_for_backward(img)
@@ -67,7 +67,7 @@ class _SampleTheta(torch.autograd.Function):
             bands = max(1, min(H, -(-torch.get_num_threads() // max(B, 1))))
             if min(H, W) >= 2:
                 _run(_affine2d.backward, B * bands, g.numel(), img.numpy(), ctx.m, g.numpy(), gimg.numpy(), rows,
-                    pad, need_img, need_th, bands)
+                     pad, False, need_img, need_th, bands)
             else:
                 _run(_kernels2d.backward, B * bands, g.numel(), img.numpy(), ctx.m, g.numpy(), gimg.numpy(), rows,
                     0, pad, False, need_img, need_th, bands)
