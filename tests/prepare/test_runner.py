@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _faults import assert_same_tree
 
 from camwarp.prepare import JobError, JobStateError, merge_shards, prepare, read_colmap_images
 from camwarp.prepare import runner as runner_mod
@@ -22,18 +23,6 @@ from camwarp.prepare.worker import Outcome, WorkerConfig
 
 OPS = [("center_crop", (56, 40)), ("resize", (28, 20))]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (hidden ones included) -> its bytes."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _assert_same_tree(a: Path, b: Path) -> None:
-    ta, tb = _tree(a), _tree(b)
-    assert sorted(ta) == sorted(tb), f"file sets differ: {sorted(set(ta) ^ set(tb))}"
-    different = [name for name in ta if ta[name] != tb[name]]
-    assert not different, f"files differ: {different}"
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +61,7 @@ def test_kill_9_mid_run_then_resume_is_byte_identical(tmp_path):
     assert 4 <= done < 24 and not (out / "sparse").exists()
     result = prepare(src, out, ops, workers=2)
     assert result.errors == [] and result.skipped >= 4 and result.skipped + result.processed == 24
-    _assert_same_tree(out, want)
+    assert_same_tree(out, want)
 
 
 def test_interrupted_merge_then_resume_is_byte_identical(dataset, clean, tmp_path, monkeypatch):
@@ -90,7 +79,7 @@ def test_interrupted_merge_then_resume_is_byte_identical(dataset, clean, tmp_pat
     monkeypatch.undo()
     result = prepare(dataset, out, OPS, workers=1)
     assert result.skipped == 9 and result.processed == 0
-    _assert_same_tree(out, clean)
+    assert_same_tree(out, clean)
 
 
 def test_shards_then_merge_equal_one_run(dataset, clean, tmp_path):
@@ -107,7 +96,7 @@ def test_shards_then_merge_equal_one_run(dataset, clean, tmp_path):
     assert sorted(p.name for p in (out / STATE_DIR / "shards").iterdir()) == ["0-of-3.json", "1-of-3.json",
                                                                                "2-of-3.json"]
     assert merge_shards(dataset, out) == []
-    _assert_same_tree(out, clean)
+    assert_same_tree(out, clean)
     with pytest.raises(JobStateError, match="no unfinished"):
         merge_shards(dataset, out)
 
@@ -140,7 +129,7 @@ def test_per_file_errors_continue_and_are_retried(dataset, clean, tmp_path):
     small.write_bytes(good_small)
     result = prepare(src, out, OPS, workers=1)
     assert result.errors == [] and result.processed == 2 and result.skipped == 7
-    _assert_same_tree(out, clean)
+    assert_same_tree(out, clean)
 
 
 def test_another_jobs_state_is_refused(dataset, tmp_path):

@@ -2,8 +2,9 @@
 
 Parses the flags and calls :func:`camwarp.prepare.prepare` (or :func:`camwarp.prepare.merge_shards`)
 with a tqdm progress bar. Exit codes: 0 done; 1 some files failed (listed on stderr, the rest is
-written); 2 bad flags or a job that cannot run (one line on stderr); 130 interrupted (re-run the
-same command to resume). See ``docs/prepare.md``.
+written); 2 bad flags or a job that cannot run (one line on stderr: another run holds the output
+folder, a full disk, a read-only output; re-run to resume); 130 interrupted (re-run the same
+command to resume). See ``docs/prepare.md``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,19 @@ def _report(errors: list[tuple[str, str]], out) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``camwarp prepare``; return the exit code."""
-    from ..prepare import merge_shards, prepare  # the library loads only when the command runs
+    """Run ``camwarp prepare``; return the exit code (a file-system error is one line, exit 2)."""
+    from ..prepare.atomic import os_error_message  # the library loads only when the command runs
+
+    try:
+        return _run(args)
+    except OSError as err:  # reading the input, or one the library did not expect: one line all the same
+        if err.errno is None:
+            raise
+        raise CliError(os_error_message(err)) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..prepare import merge_shards, prepare
 
     ops = parse_ops(args)
     if args.merge_shards:

@@ -6,21 +6,85 @@ beside the target and are renamed over it in one system call. The random part ke
 writers of one target (shards starting together write the same ``job.json``) apart;
 :func:`sweep_temp_files` removes the strays a killed run leaves. With ``fsync=True`` the data and the
 directory entry are also flushed to the disk (power-loss safety, at a cost in throughput).
+A failed write (a full disk, a read-only folder) removes its temporary file and raises the
+``OSError``, naming the file (:func:`os_error_message` makes it one line); :func:`is_disk_error`
+tells an error of the whole file system from one of a path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-__all__ = ["TMP_SUFFIX", "atomic_path", "atomic_text", "atomic_write", "atomic_write_text", "sweep_temp_files",
-           "temp_path"]
+__all__ = ["TMP_SUFFIX", "atomic_path", "atomic_text", "atomic_write", "atomic_write_text", "ensure_dir",
+           "is_disk_error", "os_error_message", "sweep_temp_files", "temp_path"]
 
 TMP_SUFFIX = ".camwarp-tmp"
+_TEMP_NAME = re.compile(r"^\.(.+)\.[0-9a-f]{16}" + re.escape(TMP_SUFFIX) + "$")
+
+#: errno values that concern the whole file system, not one path: every further write would fail too.
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
+
+
+def is_disk_error(err: BaseException) -> bool:
+    """Whether ``err`` is an ``OSError`` of the whole file system (full, over quota, read-only, I/O error).
+
+    Example:
+        >>> is_disk_error(OSError(errno.ENOSPC, "No space left on device")), is_disk_error(PermissionError())
+        (True, False)
+    """
+    return isinstance(err, OSError) and err.errno in DISK_ERRORS
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error: ``"<path>: <strerror> [<ERRNO>]"``, naming the final file.
+
+    A temporary file of :func:`temp_path` is named by the file it stands for.
+
+    Example:
+        >>> tmp = "out/.a.png.0123456789abcdef.camwarp-tmp"
+        >>> os_error_message(OSError(errno.ENOSPC, "No space left on device", tmp))
+        'out/a.png: No space left on device [ENOSPC]'
+    """
+    if err.errno is None:
+        return str(err)
+    code = errno.errorcode.get(err.errno, str(err.errno))
+    if err.filename is None:
+        return f"{err.strerror} [{code}]"
+    name = os.fsdecode(err.filename)
+    match = _TEMP_NAME.match(os.path.basename(name))
+    if match:  # also what os.replace(tmp, path) failed to replace: err.filename2 is that path
+        name = os.path.join(os.path.dirname(name), match.group(1))
+    return f"{name}: {err.strerror} [{code}]"
+
+
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """Create folder ``path`` and its parents; a file in the way is a ``NotADirectoryError`` naming it.
+
+    Example:
+        >>> import tempfile; d = Path(tempfile.mkdtemp()); _ = (d / "f").write_text("")
+        >>> ensure_dir(d / "f")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        NotADirectoryError: [Errno 20] a file is in the way of this folder: ...
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok only forgives a folder
+        raise NotADirectoryError(errno.ENOTDIR, "a file is in the way of this folder", str(path)) from None
+    return path
+
+
+def _named(err: OSError, path: Path) -> None:
+    """Make ``err`` name ``path`` if it names no file (``write``/``close`` errors do not)."""
+    if err.errno is not None and err.filename is None:
+        err.filename = str(path)
 
 
 def temp_path(path: str | os.PathLike) -> Path:
@@ -94,7 +158,7 @@ def atomic_path(path: str | os.PathLike, write_to: Callable[[Path], object], fsy
         '1 PINHOLE'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     tmp = temp_path(path)
     try:
         write_to(tmp)
@@ -102,8 +166,11 @@ def atomic_path(path: str | os.PathLike, write_to: Callable[[Path], object], fsy
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        _named(err, path)
+        raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
     if fsync:
         _fsync_dir(path.parent)
@@ -124,7 +191,7 @@ def atomic_text(path: str | os.PathLike, fsync: bool = False) -> Iterator[TextIO
         'line\\n'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     tmp = temp_path(path)
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -133,9 +200,11 @@ def atomic_text(path: str | os.PathLike, fsync: bool = False) -> Iterator[TextIO
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError):
+            _named(err, path)
         raise
     if fsync:
         _fsync_dir(path.parent)

@@ -32,7 +32,7 @@ import torch
 from ..camera import Camera
 from ..camera.io import read_camera, read_colmap_cameras, write_camera, write_colmap_cameras
 from ..errors import CamwarpError
-from .atomic import atomic_path, atomic_text, atomic_write_text, temp_path
+from .atomic import atomic_path, atomic_text, atomic_write_text, ensure_dir, temp_path
 from .colmap import (IMAGES_HEADER, ColmapImage, default_sparse_dir, filter_points3d, iter_colmap_images,
                      rotate_pose, write_images_to)
 from .items import Item, camera_from_dict, camera_to_dict, find_aux, safe_join
@@ -154,8 +154,7 @@ class ColmapLayout(Layout):
 
     def merge(self, state: JobState, fsync: bool = False) -> list[tuple[str, str]]:
         errors = self._collect(state, self.names())
-        out = self.output_dir / self.sparse.relative_to(self.input_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = ensure_dir(self.output_dir / self.sparse.relative_to(self.input_dir))
         body_path = temp_path(out / "images.txt")  # the image lines, before their count is known
         try:
             with open(body_path, "w", encoding="utf-8", newline="\n") as body:

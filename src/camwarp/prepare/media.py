@@ -10,6 +10,8 @@ returned as ``(1, H, W)`` float tensors and stored back with the original dtype 
 not read: no pure-Python wheel decodes it (convert to ``.npy``). Masks are read as ``uint8``
 ``(1, H, W)``; 1-bit masks are written back as 1-bit (threshold 128, no dithering).
 Metadata (EXIF, ICC profiles) is not copied. JPEG quality and PNG compression are arguments.
+Writes are atomic; a file-system error (an ``OSError`` with ``errno``: full disk, read-only folder)
+propagates unchanged, for the caller to tell one bad path from a job that cannot go on.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def write_image(path: str | os.PathLike, image: Tensor, encoding: str, jpeg_qual
 
     Raises:
         MediaError: an unknown extension or an image the format cannot hold.
+        OSError: the file system's error (with ``errno``: a full disk, a read-only folder, ...).
 
     Example:
         >>> import tempfile; p = tempfile.mkdtemp() + "/a.png"
@@ -161,7 +164,11 @@ def write_image(path: str | os.PathLike, image: Tensor, encoding: str, jpeg_qual
         options["compress_level"] = png_compression
     try:
         return atomic_write(path, lambda f: pil.save(f, format=fmt, **options), fsync=fsync)
-    except (OSError, ValueError, KeyError) as err:
+    except OSError as err:
+        if err.errno is not None:  # the file system's error (full, read-only, ...): the caller decides
+            raise
+        raise MediaError(f"write_image: cannot write {path} as {fmt} (mode {pil.mode}): {err}") from None
+    except (ValueError, KeyError) as err:
         raise MediaError(f"write_image: cannot write {path} as {fmt} (mode {pil.mode}): {err}") from None
 
 

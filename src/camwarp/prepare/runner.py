@@ -7,14 +7,19 @@ stays bounded whatever the dataset size. Each worker writes its outputs and then
 atomically (:mod:`camwarp.prepare.atomic`). A run over all shards (``shard=(0, 1)``) ends with the
 merge: the layout's camera/pose files are written from the records, stray temporary files are
 removed and the state folder is retired; sharded runs leave the merge to :func:`merge_shards`.
-Failed items are listed (``(name, error)``), never fatal; a re-run retries them.
+Failed items are listed (``(name, error)``), never fatal; a re-run retries them. A run holds the
+state folder's lock (:mod:`camwarp.prepare.lock`) from before ``job.json`` is read to after the
+folder is retired: exclusive for a run over all shards and for a merge, shared plus its own shard's
+for a shard run. A file-system error of the whole job (full disk, read-only output) stops it with
+one line (:class:`JobError`); everything finished stays valid and a re-run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -24,9 +29,10 @@ import torch
 from .. import _checks
 from ..errors import CamwarpError
 from ..transforms import from_op_list
-from .atomic import atomic_write_text, sweep_temp_files
+from .atomic import atomic_write_text, os_error_message, sweep_temp_files
 from .items import Item, camera_from_dict
 from .layouts import Layout, detect_layout
+from .lock import lock_state
 from .state import JobState, JobStateError
 from .worker import Outcome, WorkerConfig, init_worker, process_item
 
@@ -36,12 +42,16 @@ __all__ = ["JobError", "PrepareResult", "default_workers", "merge_shards", "prep
 # worker then runs one torch thread (init_worker). spawn where fork does not exist.
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
+_RESUME = ("the job stopped; what is done is kept: free space (or make the folder writable) and run the same "
+           "command again to resume")
+
 #: Increment of the job description format (a change invalidates unfinished jobs).
 JOB_FORMAT = 1
 
 
 class JobError(CamwarpError):
-    """A job that cannot go on: a fatal op (a mirror of COLMAP poses) or a crashed worker."""
+    """A job that cannot go on: a fatal op (a mirror of COLMAP poses), a crashed worker, or a full,
+    read-only or failing file system (the message names the path and the OS error)."""
 
 
 @dataclass
@@ -152,7 +162,10 @@ def prepare(input_dir: str | os.PathLike, output_dir: str | os.PathLike, ops: Se
         TypeError, ValueError: bad arguments (naming them), an unknown op.
         LayoutError: an input folder of no known layout.
         JobStateError: ``output_dir`` holds another job's unfinished state.
-        JobError: a fatal op (a flip of COLMAP poses) or a crashed worker.
+        JobLockedError: another run holds ``output_dir`` (or this shard of it); names its PID.
+        JobError: a fatal op (a flip of COLMAP poses), a crashed worker, or a file-system error of
+            the job (full disk, read-only output or parent, a file in the way of the state folder;
+            one line naming the path and the error; what is done is kept, a re-run resumes).
     """
     fn = "prepare"
     workers = default_workers() if workers is None else _check_int(workers, fn, "workers", 1)
@@ -167,8 +180,16 @@ def prepare(input_dir: str | os.PathLike, output_dir: str | os.PathLike, ops: Se
     layout = detect_layout(input_dir, output_dir, camera)
     _check_mirror(layout, ops)
     state = JobState(output_dir, fsync)
-    state.begin(_job(layout, ops, jpeg_quality, png_compression))
-    config = WorkerConfig(str(layout.output_dir), tuple(ops), jpeg_quality, png_compression, fsync)
+    with _stop_on_os_error(), lock_state(state.root, (i, n) if n > 1 else None, "camwarp prepare"):
+        state.begin(_job(layout, ops, jpeg_quality, png_compression))
+        config = WorkerConfig(str(layout.output_dir), tuple(ops), jpeg_quality, png_compression, fsync)
+        return _prepare_locked(layout, state, config, workers, (i, n), progress)
+
+
+def _prepare_locked(layout: Layout, state: JobState, config: WorkerConfig, workers: int, shard: tuple[int, int],
+                    progress: Callable[[str, object], None] | None) -> PrepareResult:
+    """The job itself, under the state folder's lock (exclusive, or shared + this shard's)."""
+    i, n = shard
     notify = progress or (lambda event, value: None)
     result = PrepareResult(total=sum(1 for k, _ in enumerate(layout.names()) if k % n == i))
     notify("total", result.total)
@@ -185,7 +206,8 @@ def prepare(input_dir: str | os.PathLike, output_dir: str | os.PathLike, ops: Se
 
     def report(outcome: Outcome) -> None:
         if outcome.fatal:
-            raise JobError(f"prepare: {outcome.name}: {outcome.error}")
+            hint = f"; {_RESUME}" if outcome.resumable else ""
+            raise JobError(f"prepare: {outcome.name}: {outcome.error}{hint}")
         if outcome.error is None:
             result.processed += 1
             notify("done", outcome.name)
@@ -196,14 +218,26 @@ def prepare(input_dir: str | os.PathLike, output_dir: str | os.PathLike, ops: Se
     _run(todo(), config, workers, report)
     if n > 1:
         summary = f'{{"shard": [{i}, {n}], "total": {result.total}, "errors": {len(result.errors)}}}\n'
-        atomic_write_text(state.root / "shards" / f"{i}-of-{n}.json", summary, fsync)
+        atomic_write_text(state.root / "shards" / f"{i}-of-{n}.json", summary, state.fsync)
         return result
-    result.errors = _merge(layout, state, fsync)
+    result.errors = _merge(layout, state, state.fsync)
     result.merged = True
     return result
 
 
+@contextlib.contextmanager
+def _stop_on_os_error() -> Iterator[None]:
+    """Turn a file-system error of the job (state folder, merge) into one line: a :class:`JobError`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise JobError(f"prepare: {os_error_message(err)}; {_RESUME}") from err
+
+
 def _merge(layout: Layout, state: JobState, fsync: bool) -> list[tuple[str, str]]:
+    """Write the layout's metadata from the records; only under the state folder's exclusive lock."""
     errors = layout.merge(state, fsync)
     sweep_temp_files(layout.output_dir)
     if not errors:
@@ -230,14 +264,20 @@ def merge_shards(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     Raises:
         JobStateError: no unfinished job in ``output_dir``, other ops or changed input metadata,
             or images not processed yet (names the first ones).
+        JobLockedError: a shard (or another merge) still runs on ``output_dir``; names its PID.
+        JobError: a file-system error while writing the merged files (the records are kept).
     """
     layout = detect_layout(input_dir, output_dir, camera)
     state = JobState(output_dir, fsync)
-    job = state.load_job()
-    if job is None:
-        raise JobStateError(f"merge_shards: {output_dir} holds no unfinished camwarp prepare job "
+    nothing = JobStateError(f"merge_shards: {output_dir} holds no unfinished camwarp prepare job "
                             "(nothing to merge: run the shards first, or the job is already merged)")
-    stored_ops = [(name, tuple(args)) for name, args in job.get("ops", [])]
-    wanted = stored_ops if ops is None else [(name, tuple(args)) for name, args in ops]
-    state.begin(_job(layout, wanted, job.get("jpeg_quality", 95), job.get("png_compression", 6)))
-    return _merge(layout, state, fsync)
+    if not state.root.is_dir():
+        raise nothing  # before locking, which would create the state folder
+    with _stop_on_os_error(), lock_state(state.root, None, "camwarp prepare --merge-shards"):
+        job = state.load_job()
+        if job is None:
+            raise nothing
+        stored_ops = [(name, tuple(args)) for name, args in job.get("ops", [])]
+        wanted = stored_ops if ops is None else [(name, tuple(args)) for name, args in ops]
+        state.begin(_job(layout, wanted, job.get("jpeg_quality", 95), job.get("png_compression", 6)))
+        return _merge(layout, state, fsync)

@@ -7,7 +7,7 @@ keypoints, camera and rotation ``R`` moved exactly), writes each output atomical
 its sidecar record (:class:`~camwarp.prepare.state.JobState`). Any failure of the item is caught,
 recorded with the file name and returned: the run goes on. A mirrored camera (``det R = -1``)
 where the poses cannot hold one is a job error (:class:`MirroredPoseError`): it would fail
-every image.
+every image; so are a full, read-only or failing file system and a record that cannot be written.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..errors import CamwarpError
 from ..transforms import Compose, from_op_list
 from .items import Item, camera_from_dict, camera_to_dict
 from .media import read_depth, read_image, read_mask, write_depth, write_image, write_mask
+from .atomic import is_disk_error, os_error_message
 from .state import JobState
 
 __all__ = ["ItemError", "MirroredPoseError", "Outcome", "WorkerConfig", "init_worker", "process_item"]
@@ -59,12 +60,14 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a worker reports about one item: ``error`` is None on success; ``fatal`` stops the job."""
+    """What a worker reports about one item: ``error`` is None on success; ``fatal`` stops the job,
+    ``resumable`` when fixing the file system and running again finishes it."""
 
     index: int
     name: str
     error: str | None = None
     fatal: bool = False
+    resumable: bool = False
 
 
 def init_worker() -> None:
@@ -119,15 +122,21 @@ def _transform(item: Item, config: WorkerConfig) -> dict:
 
 
 def process_item(item: Item, config: WorkerConfig) -> Outcome:
-    """Prepare one item (outputs, then its record); never raises for a per-file problem.
+    """Prepare one item (outputs, then its record); never raises.
+
+    A per-file problem (unreadable input, size mismatch, an output path blocked by a folder or
+    a read-only file) is recorded and reported; the job goes on. A problem of the whole job is
+    ``fatal``: a mirror the poses cannot hold, a full, read-only or failing file system
+    (:func:`~camwarp.prepare.atomic.is_disk_error`), or a record that cannot be written. The
+    outputs and records written before stay valid (the next run resumes).
 
     Args:
         item: the image and its companions.
         config: the job's shared settings.
 
     Returns:
-        :class:`Outcome`: ``error`` holds ``"<type>: <message>"`` when the item failed (also
-        recorded in the state folder); ``fatal`` for :class:`MirroredPoseError`.
+        :class:`Outcome`: ``error`` holds one line (``"<type>: <message>"``, or for a file-system
+        error ``"cannot write <path>: <strerror> [<ERRNO>]"``) when the item failed.
     """
     state = JobState(config.output_dir, config.fsync)
     try:
@@ -135,8 +144,24 @@ def process_item(item: Item, config: WorkerConfig) -> Outcome:
     except MirroredPoseError as err:
         return Outcome(item.index, item.name, str(err), fatal=True)
     except Exception as err:  # noqa: BLE001 - any per-file failure is reported, and the run goes on
-        message = f"{type(err).__name__}: {err}"
-        state.write_error(item.index, item.name, message)
-        return Outcome(item.index, item.name, message)
-    state.write_ok(item.index, record)
-    return Outcome(item.index, item.name)
+        if not (isinstance(err, OSError) and err.errno is not None):
+            return _record(state, Outcome(item.index, item.name, f"{type(err).__name__}: {err}"))
+        # the readers turn read errors into MediaError: a file-system error here is an output's
+        message = f"cannot write {os_error_message(err)}"
+        if is_disk_error(err):
+            return Outcome(item.index, item.name, message, fatal=True, resumable=True)
+        return _record(state, Outcome(item.index, item.name, message))
+    return _record(state, Outcome(item.index, item.name), record)
+
+
+def _record(state: JobState, outcome: Outcome, record: dict | None = None) -> Outcome:
+    """Write the item's record (its result, or its error); a record that cannot be written is fatal."""
+    try:
+        if outcome.error is None:
+            state.write_ok(outcome.index, record)
+        else:
+            state.write_error(outcome.index, outcome.name, outcome.error)
+    except OSError as err:
+        return Outcome(outcome.index, outcome.name, f"cannot write its record {os_error_message(err)}",
+                       fatal=True, resumable=True)
+    return outcome
