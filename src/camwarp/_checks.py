@@ -98,6 +98,8 @@ def check_size(size: object, fn: str, name: str = "size", dims: Sequence[int] = 
     """Check an image size ``(W, H)`` (or ``(W, H, D)``): a sequence (tuple, list, 1-d array or
     tensor) of positive ints in the sense of :func:`check_int`, of a length in ``dims``.
     """
+    if type(size) is tuple and len(size) in dims and all(type(s) is int and s > 0 for s in size):
+        return size  # the common case, checked in a few hundred ns
     if isinstance(size, Tensor) or _is_array(size):
         if getattr(size, "ndim", 1) != 1:
             raise TypeError(f"{fn}: {name} must be a tuple of ints like (W, H), got an array of shape "
@@ -126,6 +128,9 @@ def _show(size: Sequence) -> str:
 
 
 def check_finite_number(x: object, fn: str, name: str, positive: bool = False) -> float:
+    if type(x) is float or type(x) is int:  # the common case
+        if math.isfinite(x) and (not positive or x > 0):
+            return float(x)
     if isinstance(x, bool) or not isinstance(x, Real):
         raise TypeError(f"{fn}: {name} must be a real number, got {type(x).__name__}")
     value = float(x)

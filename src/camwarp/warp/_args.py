@@ -102,7 +102,8 @@ def check_box(box: object, x: Tensor, fn: str) -> Tensor:
 
 def box_numbers(box: object, fn: str) -> tuple[float, float, float, float]:
     """A sequence box ``(x0, y0, w, h)`` as floats: finite, ``w, h > 0``."""
-    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
+    if not (type(box) is tuple or type(box) is list) and (isinstance(box, (str, bytes)) or not isinstance(box, Sequence)) \
+            or len(box) != 4:
         raise TypeError(f"{fn}: box must be a tuple (x0, y0, w, h) or a tensor (..., 4), got {box!r}")
     x0, y0 = (_checks.check_finite_number(v, fn, "box") for v in box[:2])
     w, h = (_checks.check_finite_number(v, fn, "box (w, h)", positive=True) for v in box[2:])

@@ -92,7 +92,7 @@ def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: 
     _args.check_data(x, fn, xname, dims)
     size = _checks.check_size(size, fn, "size", (dims,))
     _args.check_options(fn, mode, padding_mode, antialias, MODES if dims == 2 else MODES_3D + ("trilinear",))
-    dispatch.check_backend(backend, fn)
+    forced = dispatch.forced_backend(backend, fn)
     mode = "bilinear" if mode == "trilinear" else mode
     A = _args.check_matrix(A, fn, mname, x, dims, affine=not projective)
     bx, ba = x.shape[:-dims - 1], A.shape[:-2]
@@ -103,7 +103,7 @@ def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: 
         return x.new_empty(out_shape)
     xf = _args.to_float(x)
     if not antialias or mode == "nearest":
-        out = dispatch.warp(_OPS[dims, projective], xf, A, size, mode, padding_mode, batch, backend, fn, names)
+        out = dispatch.warp(_OPS[dims, projective], xf, A, size, mode, padding_mode, batch, forced, fn, names)
         return _args.from_float(out, x)
     op = _OPS[dims, projective]
     x_float = xf
@@ -122,7 +122,7 @@ def _warp(fn: str, x: Tensor, A: Tensor, size: object, mode: str, padding_mode: 
         cov = (_aa.perspective_covariance(src_from_dst, in_size, size) if projective
                else _aa.prefilter_covariance(src_from_dst))
         if bad is None and not _aa.blurs(cov):  # nothing to blur: the plain warp, bit for bit
-            out = dispatch.warp(op, x_float, A, size, mode, padding_mode, batch, backend, fn, names)
+            out = dispatch.warp(op, x_float, A, size, mode, padding_mode, batch, forced, fn, names)
             return _args.from_float(out, x)
         if padding_mode != "reflection":
             xf, src_from_dst = _crop_to_footprint(xf, src_from_dst, size, cov, projective)
@@ -234,7 +234,7 @@ def warp_affine3d(volume: Tensor, A: Tensor, size: Sequence[int], mode: str = "b
                  ("volume", "A"))
 
 
-def _integer_crop(box: object, x: Tensor, size: tuple[int, int], mode: str, backend: str | None) -> Tensor | None:
+def _integer_crop(box: object, x: Tensor, size: tuple[int, int], mode: str, forced: str | None) -> Tensor | None:
     """The crop ``x[..., y0:y0+h, x0:x0+w]`` when ``F.interpolate`` of it is ``crop_resize``, else None.
 
     ``F.interpolate`` samples like ``crop_resize`` (``align_corners=False``, edges clamped as
@@ -245,8 +245,8 @@ def _integer_crop(box: object, x: Tensor, size: tuple[int, int], mode: str, back
     torch's kernel was measured faster (``docs/BENCHMARKS.md``); gradients flow to the image (a
     tensor box takes the differentiable path).
     """
-    if (backend is not None or isinstance(box, Tensor) or x.device.type != "cpu" or mode not in ("bilinear", "bicubic")
-            or torch.get_num_threads() < 2 or dispatch.forced_backend(None, "crop_resize") is not None
+    if (forced is not None or isinstance(box, Tensor) or x.device.type != "cpu" or mode not in ("bilinear", "bicubic")
+            or torch.get_num_threads() < 2
             or not all(float(v).is_integer() for v in box)):
         return None
     x0, y0, w, h = (int(v) for v in box)
@@ -296,7 +296,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     _args.check_data(image, fn, "image", 2)
     size = _checks.check_size(size, fn, "size", (2,))
     _args.check_options(fn, mode, "border", antialias, _CROP_MODES)
-    dispatch.check_backend(backend, fn)
+    forced = dispatch.forced_backend(backend, fn)
     Wo, Ho = size
     if isinstance(box, Tensor) or _checks._is_array(box):
         box_t = _args.check_box(box, image, fn)
@@ -314,7 +314,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
     kernel = mode if separable else {"bilinear": "linear", "nearest": "nearest", "bicubic": "cubic"}[mode]
     bad = None
     if box_t is None:
-        if not separable and (crop := _integer_crop(box, xf, size, mode, backend)) is not None:
+        if not separable and (crop := _integer_crop(box, xf, size, mode, forced)) is not None:
             out = F.interpolate(crop.reshape(-1, *crop.shape[-3:]), size=(Ho, Wo), mode=mode, align_corners=False)
             return _args.from_float(out, image).reshape(out_shape)
         sx, sy = w / Wo, h / Ho
@@ -326,7 +326,7 @@ def crop_resize(image: Tensor, box: Tensor | Sequence[float], size: Sequence[int
             bf = torch.where(bad[:, None], torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=bf.dtype, device=bf.device), bf)
         scale = bf[:, 2:] / torch.tensor([Wo, Ho], dtype=bf.dtype, device=bf.device)  # (B, 2)
         offset = bf[:, :2] + scale / 2 - 0.5  # (B, 2) source centre of output pixel (0, 0)
-    out = dispatch.resample_separable(xf, scale, offset, size, kernel, backend=backend)
+    out = dispatch.resample_separable(xf, scale, offset, size, kernel, forced=forced)
     if bad is not None:
         out = torch.where(bad[:, None, None, None], torch.full_like(out, float("nan")), out)
     return _args.from_float(out, image).reshape(out_shape)

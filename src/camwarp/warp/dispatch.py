@@ -167,7 +167,12 @@ def get_backend(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str
     forced = forced_backend(backend, fn)
     if forced is not None:
         return _load(forced)  # type: ignore[return-value]
-    for name, applies in _RULES:  # the cheap predicate first: _usable may query the device
+    return _automatic(op, x, matrix, mode, padding_mode)
+
+
+def _automatic(op: str, x: Tensor, matrix: Tensor, mode: str, padding_mode: str) -> ModuleType:
+    """The first rule that applies (the cheap predicate first: ``_usable`` may query the device)."""
+    for name, applies in _RULES:
         if applies(op, x, matrix, mode, padding_mode) and _usable(name):
             return _load(name)  # type: ignore[return-value]
     return _load("reference")  # type: ignore[return-value]
@@ -177,20 +182,17 @@ _SAMPLERS = {"affine": "sample_affine", "perspective": "sample_perspective", "af
 
 
 def warp(op: str, x: Tensor, A: Tensor, size: Sequence[int], mode: str, padding_mode: str, batch: torch.Size,
-         backend: str | None = None, fn: str = "warp", names: tuple[str, str] = ("image", "A")) -> Tensor:
+         forced: str | None = None, fn: str = "warp", names: tuple[str, str] = ("image", "A")) -> Tensor:
     """Warp ``x`` ``(..., C, *spatial)`` by the **src->dst** ``A`` ``(..., d+1, d+1)`` (the public warps' path).
 
     ``op``: ``"affine"``, ``"perspective"`` or ``"affine3d"``; ``batch``: the broadcast batch shape
-    of ``x`` and ``A``. A backend with its own ``warp`` (``"cpu"``) checks and inverts ``A`` inside
+    of ``x`` and ``A``; ``forced``: :func:`forced_backend`'s answer for the call (the caller validated
+    ``backend`` and read ``$CAMWARP_BACKEND`` once). A backend with its own ``warp`` (``"cpu"``) checks and inverts ``A`` inside
     its compiled kernels; otherwise ``A`` is inverted by
     :func:`camwarp.geometry.ops.checked_inverse` (named errors on the CPU, NaN items elsewhere)
     and the backend's dst->src sampler runs on the flattened batch. Returns ``(*batch, C, *size[::-1])``.
     """
-    forced = forced_backend(backend, fn)
-    if forced is not None:
-        module = _load(forced)
-    else:
-        module = get_backend(op, x, A, mode, padding_mode, None, fn)
+    module = _load(forced) if forced is not None else _automatic(op, x, A, mode, padding_mode)
     if hasattr(module, "warp"):
         return module.warp(op, x, A, size, mode, padding_mode, batch, fn, names)
     from ..geometry import lift_matrix
@@ -268,7 +270,8 @@ def sample_affine3d(volume: Tensor, src_from_dst: Tensor, size: Sequence[int], m
 
 
 def resample_separable(x: Tensor, scale: Tensor | Sequence[float], offset: Tensor | Sequence[float],
-                       size: Sequence[int], kernel: str = "bilinear", backend: str | None = None) -> Tensor:
+                       size: Sequence[int], kernel: str = "bilinear", backend: str | None = None,
+                       forced: str | None | bool = False) -> Tensor:
     """Resample ``x`` ``(..., C, H, W)`` on an axis-aligned grid with ``crop_resize``'s separable filters.
 
     Output pixel ``(i, j)`` reads around ``scale * (i, j) + offset`` (per axis; ``(B, 2)`` tensors
@@ -277,7 +280,8 @@ def resample_separable(x: Tensor, scale: Tensor | Sequence[float], offset: Tenso
     ``area``: the oracle, used for ``"reference"`` and every input the CPU kernels do not take),
     or plain sampling as ``grid_sample`` with ``border`` padding (``linear``, ``nearest``,
     ``cubic``: :func:`camwarp.warp.reference.sample_crop`); output pixels whose centre lies beyond
-    the image edges are 0. Returns ``(..., C, H', W')`` for ``size=(W', H')``.
+    the image edges are 0. ``forced``: :func:`forced_backend`'s answer when the caller has it
+    (``backend`` then unused). Returns ``(..., C, H', W')`` for ``size=(W', H')``.
 
     Example:
         >>> import torch
@@ -285,10 +289,11 @@ def resample_separable(x: Tensor, scale: Tensor | Sequence[float], offset: Tenso
         >>> resample_separable(x, torch.tensor([[2.0, 1.0]]), torch.tensor([[0.5, 0.0]]), (3, 1), "area")
         tensor([[[[0.5000, 2.5000, 4.5000]]]])
     """
-    forced = forced_backend(backend, "resample_separable")
+    if forced is False:
+        forced = forced_backend(backend, "resample_separable")
     if forced in (None, "cpu") and (cpu := _load("cpu")) is not None and cpu.supports_resample(x, scale, offset, kernel) \
             and (forced == "cpu" or not torch.compiler.is_compiling()):
-        return cpu.resample_separable(x, scale, offset, size, kernel)
+        return cpu.resample_supported(x, scale, offset, size, kernel)
     from . import antialias, reference
     B = x.shape[:-3].numel()
     xf = x.reshape(B, *x.shape[-3:])

@@ -39,11 +39,11 @@ from . import _kernels2d, _kernels3d, _separable
 from ._parallel import run as _run
 from ._sample2d import DTYPES, MODES, PADS, Plan, Sample2d, matrices, matrix_grad
 from ._sample2d import forward as _forward2d
-from ._resample import resample_separable, supports_resample
+from ._resample import resample_separable, resample_supported, supports_resample
 from ._theta import sample_theta
 
 __all__ = ["warp", "sample_affine", "sample_perspective", "sample_affine3d", "sample_theta", "resample_separable",
-           "supports", "supports_resample"]
+           "supports", "supports_resample", "resample_supported"]
 
 _MODES, _PADS, _DTYPES = MODES, PADS, DTYPES
 

@@ -128,10 +128,12 @@ def run(kernel: Callable, units: int, work: int, *args) -> None:
     The ranges run on numba's threads (torch's OpenMP team where :func:`_share_torch_openmp` took
     effect), as many as ``torch.get_num_threads()`` allows. Even one range goes through the
     ``prange`` driver: numba compiles the kernel differently there (results differ from a direct
-    call in the last bit), and one code path keeps results bit-identical across thread counts. A
-    forked child calls the kernel directly (serial).
+    call in the last bit), and one code path keeps results bit-identical across thread counts. Work
+    too small for a second range at any thread count (``work < 2 * _MIN_WORK``, a decision on the
+    size alone) and forked children call the kernel directly: no thread team, no thread-count
+    changes (about 5 us a call).
     """
-    if os.getpid() != _PID:
+    if os.getpid() != _PID or work < 2 * _MIN_WORK:  # serial: a forked child, or one range at any thread count
         kernel(*args, 0, units)
         return
     threads = torch.get_num_threads()

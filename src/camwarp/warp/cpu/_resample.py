@@ -22,7 +22,7 @@ from .. import antialias
 from . import _separable
 from ._parallel import run as _run
 
-__all__ = ["resample_separable", "supports_resample", "KERNELS"]
+__all__ = ["resample_separable", "resample_supported", "supports_resample", "KERNELS"]
 
 #: Filters: the antialiasing ones of :func:`camwarp.warp.antialias.resample_separable`, and the
 #: plain sampling rules of ``grid_sample`` (``border``) as separable tables.
@@ -139,6 +139,11 @@ def resample_separable(x: Tensor, scale: Tensor | Sequence[float], offset: Tenso
     if not supports_resample(x, scale, offset, kernel):
         from .. import dispatch  # the reference filters (and their gradient wrt the box)
         return dispatch.resample_separable(x, scale, offset, size, kernel, backend="reference")
+    return resample_supported(x, scale, offset, size, kernel)
+
+
+def resample_supported(x: Tensor, scale, offset, size: Sequence[int], kernel: str) -> Tensor:
+    """:func:`resample_separable` for a call :func:`supports_resample` accepted (no second check)."""
     C, H, W = x.shape[-3:]
     batch = x.shape[:-3]
     B = batch.numel()

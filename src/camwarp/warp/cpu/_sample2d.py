@@ -37,6 +37,7 @@ __all__ = ["Plan", "Sample2d", "MODES", "PADS", "DTYPES", "fold_matrix", "fold_b
 MODES = {"bilinear": 0, "nearest": 1}
 PADS = {"zeros": 0, "border": 1, "reflection": 2}
 DTYPES = (torch.float32, torch.float64)
+_SEPARABLE_MIN = 4096  # output values below which building tap tables costs more than it saves
 
 
 class Plan:
@@ -155,14 +156,14 @@ def forward(image: Tensor, matrix: Tensor, plan: Plan) -> tuple[Tensor, Tensor, 
     o = out.numpy().reshape(n, C, Ho, Wo)
     if o.size == 0:
         return out, imgt, m, False
-    if aligned:
+    if aligned and o.size >= _SEPARABLE_MIN:
         iy, wy, ix, wx = _separable_taps(m, (W, H), plan.size, plan.mode, plan.pad, img[:0, 0, 0, 0])
         _run(_separable.forward, n * C * Ho, o.size, img, iy, wy, ix, wx, _separable.spans(ix, wx), o)
     elif _rows(plan, H, W):
         _run(_affine2d.forward, n * Ho, o.size, img, m, o, plan.pad, plan.persp)
     else:
         _run(_kernels2d.forward, n * Ho, o.size, img, m, o, plan.mode, plan.pad, plan.persp)
-    return out, imgt, m, aligned
+    return out, imgt, m, aligned and o.size >= _SEPARABLE_MIN
 
 
 def backward(gout: Tensor, image: Tensor, m: np.ndarray, plan: Plan, separable: bool, need_img: bool,
